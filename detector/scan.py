@@ -1,0 +1,83 @@
+"""Scan files once, start to end: the headless batch path behind `winlogwatch scan`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from detector.detect import Detector
+from detector.lines import LineSplitter
+from detector.model import Alert, BadLine
+from detector.paths import expand
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What a scan read, and what it could not."""
+
+    files: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "path: reason"
+
+
+def scan_paths(
+    paths: Iterable[str],
+    detector: Detector,
+    on_alert: Callable[[Alert], None],
+    on_bad_line: Callable[[BadLine], None],
+) -> ScanResult:
+    """Read every file `paths` name (`-` is stdin) and hand on alerts and bad lines."""
+    result = ScanResult()
+    for path in paths:
+        if path == "-":
+            result.files.append("-")
+            scan_stream(sys.stdin.buffer, "-", "stdin", detector, on_alert, on_bad_line)
+            continue
+        files = expand(path)
+        if not files:
+            result.unreadable.append(f"{path}: no such file, or no event files in it")
+            continue
+        for name in files:
+            try:
+                with open(name, "rb") as stream:
+                    info = os.fstat(stream.fileno())
+                    origin = f"{info.st_dev}:{info.st_ino}"
+                    scan_stream(stream, name, origin, detector, on_alert, on_bad_line)
+            except OSError as error:
+                result.unreadable.append(f"{name}: {error.strerror or error}")
+                continue
+            result.files.append(name)
+    return result
+
+
+def scan_stream(
+    stream: BinaryIO,
+    path: str,
+    origin: str,
+    detector: Detector,
+    on_alert: Callable[[Alert], None],
+    on_bad_line: Callable[[BadLine], None],
+) -> None:
+    """Run every line of an open binary stream through the detector."""
+    splitter = LineSplitter()
+    check = detector.check
+    while chunk := stream.read(CHUNK_BYTES):
+        for raw in splitter.feed(chunk):
+            _deliver(check(raw, path, origin), on_alert, on_bad_line)
+    for raw in splitter.flush():
+        _deliver(check(raw, path, origin), on_alert, on_bad_line)
+
+
+def _deliver(outcome, on_alert, on_bad_line) -> None:
+    if isinstance(outcome, BadLine):
+        on_bad_line(outcome)
+    else:
+        for alert in outcome:
+            on_alert(alert)
