@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from typing import Any
+import threading
+from typing import Any, BinaryIO
 
 import orjson
 
 from detector.detect import Detector
-from detector.model import Alert, BadLine
+from detector.follow import Follower
+from detector.model import Alert, BadLine, Notice
 from detector.rules import Rule, load_rules
 from detector.scan import scan_paths
+from detector.store import Store, StoreError
 
 log = logging.getLogger("winlogwatch")
 
@@ -119,13 +123,120 @@ def scan_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+class _PrintSink:
+    """Alerts to stdout as they are committed; bad lines and notices to the log."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+
+    def on_alerts(self, alerts: list[Alert]) -> None:
+        self.out.write(b"".join(dump(alert.document) for alert in alerts))
+        # One flush per batch: a reader of the pipe sees each alert as it is found.
+        self.out.flush()
+
+    def on_bad_lines(self, bad: list[BadLine]) -> None:
+        for line in bad:
+            log.warning("%s", line)
+
+    def on_notice(self, notice: Notice) -> None:
+        log.log(_NOTICE_LEVELS.get(notice.level, logging.INFO), "%s", notice.message)
+
+
+_NOTICE_LEVELS = {
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+#: `follow` stopped because the state file could not be written.
+EXIT_STATE_FAILED = 1
+
+
+def follow_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="winlogwatch follow",
+        description="Follow files as they grow and print each alert as a JSON line "
+        "the moment its line is complete, until SIGINT or SIGTERM.",
+        epilog="Exit status: 0 stopped by a signal, 1 the state file failed while "
+        "following, 2 usage error or the state file cannot be opened.",
+    )
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="file, directory or glob to follow"
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help="SQLite file for checkpoints and alerts (default: %(default)s)",
+        default=Store.default_path(),
+    )
+    parser.add_argument(
+        "--from-end",
+        action="store_true",
+        help="start files the state does not know at their end, not their start",
+    )
+    parser.add_argument(
+        "--poll",
+        action="store_true",
+        help="stat the files on a timer instead of waiting for file system events "
+        "(network shares, WSL)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.3,
+        metavar="SECONDS",
+        help="time between two looks with --poll (default: %(default)s)",
+    )
+    add_rule_options(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+
+    detector = Detector(rules_or_exit(args.rules))
+    try:
+        store = Store(args.state)
+    except StoreError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    follower = Follower(
+        args.paths,
+        detector,
+        _PrintSink(sys.stdout.buffer),
+        store,
+        from_end=args.from_end,
+        poll=args.poll,
+        poll_interval=args.poll_interval,
+    )
+    try:
+        follower.run(stop)
+    except StoreError as error:
+        log.error("%s", error)
+        return EXIT_STATE_FAILED
+    except BrokenPipeError:
+        # The reader of stdout went away; what was read is committed.
+        return EXIT_OK
+    finally:
+        store.close()
+
+    counters = detector.counters
+    log.info(
+        "stopped: %d lines, %d events, %d alerts, %d unusable lines",
+        counters.lines,
+        counters.events,
+        counters.alerts,
+        counters.bad,
+    )
+    return EXIT_OK
+
+
 def main(argv: list[str]) -> int:
     """Entry for the headless commands; argv starts with the command name."""
     command, rest = argv[0], argv[1:]
     if command == "scan":
         return scan_main(rest)
     if command == "follow":
-        from detector.follow_cli import follow_main
-
         return follow_main(rest)
     raise SystemExit(f"unknown command {command}")

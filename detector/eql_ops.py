@@ -1,0 +1,264 @@
+"""Comparison tests for one EQL leaf, built once per query and run on every event.
+
+Each builder returns `test(values) -> bool` over the values a field names. Event
+values are compared as Elasticsearch compares keyword fields: an integer is its
+decimal text, a boolean is `true`/`false`, a float is its shortest repr, and an
+object matches nothing. A leaf holds when any one value satisfies it.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+Test = Callable[[Sequence[Any]], bool]
+TextCheck = Callable[[str], Any]
+
+_NUMERIC_TEXT = re.compile(r"-?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+
+
+def text_of(value: Any) -> str | None:
+    """The keyword text Elasticsearch would index for a scalar; None for objects."""
+    kind = value.__class__
+    if kind is str:
+        return value
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value)
+    return None
+
+
+def number_of(text: str) -> int | float | None:
+    """The number a numeric string spells, or None when it spells none."""
+    if not _NUMERIC_TEXT.fullmatch(text):
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return float(text)
+
+
+def equals(texts: Iterable[str], numbers: Iterable[float], fold: bool) -> Test:
+    """`==` and `in` (and their `~` forms): any value equal to one of the constants.
+
+    `texts` are the string constants plus the decimal text of numeric ones; an event
+    number also equals a numeric constant of the same value (10 == 10.0).
+    """
+    texts = frozenset(text.lower() for text in texts) if fold else frozenset(texts)
+    numbers = frozenset(numbers)
+
+    def test(values: Sequence[Any]) -> bool:
+        for value in values:
+            # Strings are nearly every value seen; test them without a call.
+            if value.__class__ is str:
+                if (value.lower() if fold else value) in texts:
+                    return True
+            elif _equal(value, texts, numbers, fold):
+                return True
+        return False
+
+    return test
+
+
+def differs(texts: Iterable[str], numbers: Iterable[float], fold: bool) -> Test:
+    """`!=` and `not in`: any scalar value equal to none of the constants."""
+    # Limitation: on a list-valued field this is "some element differs" (the
+    # any-element rule every operator follows); Elasticsearch leaves arrays undefined.
+    texts = frozenset(text.lower() for text in texts) if fold else frozenset(texts)
+    numbers = frozenset(numbers)
+
+    def test(values: Sequence[Any]) -> bool:
+        for value in values:
+            if text_of(value) is not None and not _equal(value, texts, numbers, fold):
+                return True
+        return False
+
+    return test
+
+
+def _equal(value: Any, texts: frozenset, numbers: frozenset, fold: bool) -> bool:
+    kind = value.__class__
+    if kind is str:
+        return (value.lower() if fold else value) in texts
+    if (kind is int or kind is float) and value in numbers:
+        return True
+    text = text_of(value)
+    return text is not None and (text.lower() if fold else text) in texts
+
+
+def is_null(values: Sequence[Any]) -> bool:
+    """`field == null`: the field is missing or null."""
+    return not values
+
+
+def is_present(values: Sequence[Any]) -> bool:
+    """`field != null`: the field holds something."""
+    return bool(values)
+
+
+def orders(symbol: str, constant: str | int | float) -> Test:
+    """`<`, `<=`, `>`, `>=`: numeric when both sides are numbers, else as text."""
+    compare = {
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+    }[symbol]
+    if isinstance(constant, str):
+        constant_text, constant_number = constant, number_of(constant)
+    else:
+        constant_text, constant_number = text_of(constant), constant
+
+    def test(values: Sequence[Any]) -> bool:
+        for value in values:
+            kind = value.__class__
+            if kind is int or kind is float:
+                number = value
+            elif kind is str:
+                number = number_of(value)
+            else:
+                number = None
+            if number is not None and constant_number is not None:
+                if compare(number, constant_number):
+                    return True
+                continue
+            text = text_of(value)
+            if text is not None and compare(text, constant_text):
+                return True
+        return False
+
+    return test
+
+
+def text_test(check: TextCheck, fold: bool) -> Test:
+    """A test that applies `check` to each value's text (lower-cased when folding)."""
+    # Limitation: folding is Python's `str.lower`; Lucene's case-insensitive
+    # matching can differ on a few non-ASCII characters.
+    if fold:
+
+        def test(values: Sequence[Any]) -> bool:
+            for value in values:
+                text = value if value.__class__ is str else text_of(value)
+                if text is not None and check(text.lower()):
+                    return True
+            return False
+
+    else:
+
+        def test(values: Sequence[Any]) -> bool:
+            for value in values:
+                text = value if value.__class__ is str else text_of(value)
+                if text is not None and check(text):
+                    return True
+            return False
+
+    return test
+
+
+def wildcard_check(patterns: Sequence[str]) -> TextCheck:
+    """Whole-value match against any of `patterns` (`*` any run, `?` one character).
+
+    Patterns must already be lower-cased when the comparison folds case. Plain
+    values become a set lookup, `x*`/`*x`/`*x*` string methods, the rest one regex.
+    """
+    # Limitation: `*` and `?` are always wildcards; there is no way to match them
+    # literally with `:` or `like` (use `==` or `in`).
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    inner: list[str] = []
+    general: list[str] = []
+    for pattern in patterns:
+        core = pattern.strip("*")
+        if "*" in core or "?" in core:
+            general.append(_wildcard_regex(pattern))
+        elif core == pattern:
+            exact.add(pattern)
+        elif not core:
+            return _any_text
+        elif pattern == "*" + core + "*":
+            inner.append(core)
+        elif pattern.startswith("*") and not pattern.endswith("*"):
+            suffixes.append(core)
+        elif pattern.endswith("*") and not pattern.startswith("*"):
+            prefixes.append(core)
+        else:
+            general.append(_wildcard_regex(pattern))
+
+    checks: list[TextCheck] = []
+    if exact:
+        checks.append(frozenset(exact).__contains__)
+    if prefixes:
+        starts = tuple(prefixes)
+        checks.append(lambda text: text.startswith(starts))
+    if suffixes:
+        ends = tuple(suffixes)
+        checks.append(lambda text: text.endswith(ends))
+    if inner:
+        checks.append(_contains_any(inner))
+    if general:
+        checks.append(re.compile("|".join(general), re.DOTALL).fullmatch)
+    return _first_of(checks)
+
+
+def regex_check(patterns: Sequence[str], fold: bool) -> TextCheck:
+    """Whole-value regular-expression match against any of `patterns`.
+
+    Raises re.error for a pattern Python cannot compile.
+    """
+    # Limitation: Python `re` stands in for Lucene's regexp syntax; they agree on
+    # common patterns but differ in corners (Lucene's `<1-10>`, `@`, `&`, `~`,
+    # character classes, and its lack of lazy quantifiers and anchors).
+    flags = re.DOTALL | (re.IGNORECASE if fold else 0)
+    joined = "|".join(f"(?:{pattern})" for pattern in patterns)
+    return re.compile(joined, flags).fullmatch
+
+
+def starts_with(prefixes: Sequence[str]) -> TextCheck:
+    """`startsWith`: the text begins with one of `prefixes`."""
+    starts = tuple(prefixes)
+    return lambda text: text.startswith(starts)
+
+
+def ends_with(suffixes: Sequence[str]) -> TextCheck:
+    """`endsWith`: the text ends with one of `suffixes`."""
+    ends = tuple(suffixes)
+    return lambda text: text.endswith(ends)
+
+
+def contains(needles: Sequence[str]) -> TextCheck:
+    """`stringContains`: the text contains one of `needles`."""
+    return _contains_any(list(needles))
+
+
+def _wildcard_regex(pattern: str) -> str:
+    pieces = []
+    for char in pattern:
+        if char == "*":
+            pieces.append(".*")
+        elif char == "?":
+            pieces.append(".")
+        else:
+            pieces.append(re.escape(char))
+    return "(?:" + "".join(pieces) + ")"
+
+
+def _any_text(text: str) -> bool:
+    return True
+
+
+def _contains_any(needles: list[str]) -> TextCheck:
+    if len(needles) == 1:
+        needle = needles[0]
+        return lambda text: needle in text
+    return lambda text: any(needle in text for needle in needles)
+
+
+def _first_of(checks: list[TextCheck]) -> TextCheck:
+    if len(checks) == 1:
+        return checks[0]
+    return lambda text: any(check(text) for check in checks)
