@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
-from conftest import DATA, SHARED, run_winlogwatch, winlogwatch_command
+from conftest import DATA, REPO, SHARED, run_winlogwatch, winlogwatch_command
 
 CASES = DATA / "cases"
 
@@ -149,3 +150,19 @@ def test_exit_codes():
     assert missing.returncode == 2
     assert b"/nonexistent/x.ndjson" in missing.stderr
     assert run_winlogwatch("scan").returncode == 2
+
+
+def test_scan_of_sample_logs_finds_exactly_the_planted_hits():
+    samples = REPO / "sample_logs"
+    result = run_winlogwatch("scan", str(samples))
+    assert result.returncode == 0, result.stderr
+    got = {
+        (Path(a["log"]["file"]["path"]).name, a["log"]["offset"])
+        for a in alerts_of(result)
+    }
+    want = {
+        (expect.name.replace(".expect.tsv", ".ndjson"), offset)
+        for expect in samples.glob("*.expect.tsv")
+        for offset in expected_offsets(expect)
+    }
+    assert len(want) == 6 and got == want
