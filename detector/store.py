@@ -1,0 +1,366 @@
+"""The state that survives a restart: per-file checkpoints and every alert, in SQLite.
+
+A line's alerts and the checkpoint past it are written in one transaction, so after
+any stop (SIGTERM, kill -9, power loss) the follower resumes at a checkpoint whose
+alerts are all stored, and an alert read again is recognised by its event key and
+not raised twice. The dashboard opens its own `Store` on the same file for triage;
+WAL mode lets it read while the follower writes, and `busy_timeout` makes the two
+writers wait for each other instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import platformdirs
+
+from detector.model import Alert, Condition
+
+STATUSES = ("open", "acknowledged", "closed")
+
+#: Elastic's reasons for closing an alert.
+CLOSE_REASONS = (
+    "false_positive",
+    "duplicate",
+    "true_positive",
+    "benign_positive",
+    "other",
+)
+
+#: How long a writer waits for the other process's transaction before giving up.
+BUSY_TIMEOUT_MS = 10_000
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    document TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    path TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    line_number INTEGER NOT NULL,
+    shape TEXT NOT NULL,
+    conditions TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    close_reason TEXT,
+    status_changed_at REAL,
+    UNIQUE (key, rule_id)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    identity TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    path TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    line_number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+_INSERT_ALERT = """
+INSERT INTO alerts (key, rule_id, document, raw, path, offset, line_number, shape,
+                    conditions, seen_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key, rule_id) DO NOTHING
+RETURNING id
+"""
+
+_UPSERT_CHECKPOINT = """
+INSERT INTO checkpoints
+    (identity, fingerprint, path, offset, line_number, size, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (identity) DO UPDATE SET
+    fingerprint = excluded.fingerprint, path = excluded.path, offset = excluded.offset,
+    line_number = excluded.line_number, size = excluded.size,
+    updated_at = excluded.updated_at
+"""
+
+_ALERT_COLUMNS = (
+    "id, key, rule_id, document, raw, path, offset, line_number, shape, conditions, "
+    "seen_at, status, close_reason"
+)
+
+
+class StoreError(Exception):
+    """The state file cannot be used; the message names it and says what to do."""
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """How far one file has been read, and how to recognise that file again.
+
+    `identity` is "device:inode"; `fingerprint` is "length:hash" of the file's first
+    bytes, so a new file that reuses the inode is not taken for the old one.
+    `offset` is the byte just past the last complete line evaluated, `line_number`
+    the number of lines before it. `size` is the file's size when last seen: if the
+    file disappears, `size - offset` bytes were never read.
+    """
+
+    identity: str
+    fingerprint: str
+    path: str
+    offset: int
+    line_number: int
+    size: int = 0
+
+
+class Store:
+    """One SQLite connection to the state file.
+
+    Use a `Store` from one thread at a time (it may be created in another thread
+    and handed over, as the dashboard does with the follower's). A second process
+    or thread opens its own `Store` on the same file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._synchronous = ""
+        try:
+            folder = os.path.dirname(os.path.abspath(self.path))
+            if self.path != ":memory:":
+                os.makedirs(folder, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                # Transactions are begun and ended here, explicitly.
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise self._error("cannot open", error) from None
+        try:
+            self._setup()
+        except sqlite3.Error as error:
+            self._db.close()
+            raise self._error("cannot use", error) from None
+
+    @staticmethod
+    def default_path() -> str:
+        """The state file used when `--state` is not given."""
+        return os.path.join(platformdirs.user_state_dir("winlogwatch"), "state.sqlite3")
+
+    def _setup(self) -> None:
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # WAL lets the dashboard read while the follower writes. On a file system
+        # that cannot share memory maps (some network shares) SQLite keeps its
+        # rollback journal; that still works, with more waiting.
+        db.execute("PRAGMA journal_mode = WAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"written by a newer winlogwatch (schema {version}, this one knows "
+                f"{SCHEMA_VERSION})"
+            )
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _error(self, doing: str, error: Exception) -> StoreError:
+        return StoreError(
+            f"{doing} the state file {self.path}: {error}. Check that it is a "
+            "winlogwatch state file you may write, or choose another with --state FILE."
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        # IMMEDIATE takes the write lock now, so a concurrent writer makes this
+        # wait (busy_timeout) rather than fail half-way through.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _sync(self, durable: bool) -> None:
+        # A transaction that stores alerts is synced before they are handed on, so a
+        # power loss cannot forget an alert that was already shown. One that only
+        # moves a checkpoint may be lost: the lines are read again and their alerts
+        # are recognised by key. In WAL mode the next synced commit syncs both.
+        wanted = "FULL" if durable else "NORMAL"
+        if wanted != self._synchronous:
+            self._db.execute(f"PRAGMA synchronous = {wanted}")
+            self._synchronous = wanted
+
+    def checkpoints(self) -> dict[str, Checkpoint]:
+        """Every saved checkpoint, by file identity."""
+        try:
+            rows = self._db.execute(
+                "SELECT identity, fingerprint, path, offset, line_number, size "
+                "FROM checkpoints"
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise self._error("cannot read", error) from None
+        return {row[0]: Checkpoint(*row) for row in rows}
+
+    def commit(self, alerts: list[Alert], checkpoints: list[Checkpoint]) -> list[Alert]:
+        """Store new alerts and move checkpoints, all in one transaction.
+
+        An alert whose (key, rule_id) is already stored is skipped. Returns the
+        alerts that were new, with `store_id` set: only those are to be shown.
+        """
+        now = time.time()
+        ids: list[int | None] = []
+        try:
+            self._sync(durable=bool(alerts))
+            with self._transaction() as db:
+                for alert in alerts:
+                    row = db.execute(_INSERT_ALERT, _alert_row(alert)).fetchone()
+                    ids.append(row[0] if row else None)
+                db.executemany(
+                    _UPSERT_CHECKPOINT,
+                    [
+                        (
+                            c.identity,
+                            c.fingerprint,
+                            c.path,
+                            c.offset,
+                            c.line_number,
+                            c.size,
+                            now,
+                        )
+                        for c in checkpoints
+                    ],
+                )
+        except sqlite3.Error as error:
+            raise self._error("cannot write", error) from None
+
+        new = []
+        for alert, store_id in zip(alerts, ids, strict=True):
+            if store_id is not None:
+                alert.store_id = store_id
+                new.append(alert)
+        return new
+
+    def forget(self, identity: str) -> None:
+        """Drop the checkpoint of a file that is gone."""
+        try:
+            with self._transaction() as db:
+                db.execute("DELETE FROM checkpoints WHERE identity = ?", (identity,))
+        except sqlite3.Error as error:
+            raise self._error("cannot write", error) from None
+
+    def load_alerts(self, limit: int | None = None) -> list[Alert]:
+        """Stored alerts, oldest first; with `limit`, only the newest `limit`."""
+        query = f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY id"
+        params: tuple = ()
+        if limit is not None:
+            query = (
+                f"SELECT * FROM (SELECT {_ALERT_COLUMNS} FROM alerts "
+                "ORDER BY id DESC LIMIT ?) ORDER BY id"
+            )
+            params = (limit,)
+        try:
+            rows = self._db.execute(query, params).fetchall()
+        except sqlite3.Error as error:
+            raise self._error("cannot read", error) from None
+        return [_alert_from_row(row) for row in rows]
+
+    def set_status(self, store_id: int, status: str, reason: str | None = None) -> None:
+        """Triage one alert: open, acknowledged, or closed with Elastic's reasons.
+
+        Raises `ValueError` for an unknown status or reason, a reason given for a
+        status other than closed, or no stored alert with `store_id`.
+        """
+        if status not in STATUSES:
+            raise ValueError(
+                f"status must be one of {', '.join(STATUSES)}, not {status!r}"
+            )
+        if status == "closed":
+            if reason not in CLOSE_REASONS:
+                raise ValueError(
+                    f"closing needs a reason, one of {', '.join(CLOSE_REASONS)}; "
+                    f"got {reason!r}"
+                )
+        elif reason is not None:
+            raise ValueError(f"a reason is only given when closing, not for {status}")
+        try:
+            self._sync(durable=True)
+            with self._transaction() as db:
+                changed = db.execute(
+                    "UPDATE alerts SET status = ?, close_reason = ?, "
+                    "status_changed_at = ? WHERE id = ?",
+                    (status, reason, time.time(), store_id),
+                ).rowcount
+        except sqlite3.Error as error:
+            raise self._error("cannot write", error) from None
+        if not changed:
+            raise ValueError(f"no stored alert has id {store_id}")
+
+    def close(self) -> None:
+        """Close the connection; committed work is already on disk."""
+        self._db.close()
+
+
+def _to_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        # orjson refuses integers beyond 64 bits; the standard library does not.
+        return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _from_json(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _alert_row(alert: Alert) -> tuple:
+    return (
+        alert.key,
+        alert.rule_id,
+        _to_json(alert.document),
+        alert.raw,
+        alert.path,
+        alert.offset,
+        alert.line_number,
+        alert.shape,
+        _to_json(alert.conditions),
+        alert.seen_at,
+    )
+
+
+def _alert_from_row(row: tuple) -> Alert:
+    store_id, key, rule_id, document, raw, path, offset, line_number = row[:8]
+    shape, conditions, seen_at, status, close_reason = row[8:]
+    document = _from_json(document)
+    # The document was stored as first raised; its workflow fields follow triage.
+    alert_fields = document.get("kibana", {}).get("alert")
+    if isinstance(alert_fields, dict):
+        alert_fields["workflow_status"] = status
+        if close_reason:
+            alert_fields["workflow_reason"] = close_reason
+    return Alert(
+        document=document,
+        raw=raw,
+        path=path,
+        offset=offset,
+        line_number=line_number,
+        rule_id=rule_id,
+        key=key,
+        shape=shape,
+        conditions=[Condition(**c) for c in _from_json(conditions)],
+        status=status,
+        close_reason=close_reason,
+        seen_at=seen_at,
+        store_id=store_id,
+    )
