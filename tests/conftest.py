@@ -75,3 +75,36 @@ def detect_file(name: str, path: str = "logs/winlogbeat.ndjson"):
         alert.seen_at = FROZEN_NOW
         alert.document["@timestamp"] = "2026-11-30T10:15:04.000+00:00"
     return alerts, bad, detector
+
+
+def dashboard(name: str = "semantics.ndjson", **options):
+    """A dashboard on the alerts of tests/data/tui/NAME, not yet fed or running.
+
+    Returns (app, alerts, bad lines); feed them as the follower would, through
+    `app.sink`, then `app.drain()`.
+    """
+    from tui.app import WinlogwatchApp
+
+    alerts, bad, detector = detect_file(name)
+    options.setdefault("counters", lambda: detector.counters)
+    options.setdefault("files", lambda: 1)
+    options.setdefault("clock", lambda: FROZEN_NOW)
+    return WinlogwatchApp(detector.rules, **options), alerts, bad
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text lines (styles dropped)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds: screens take a while to switch,
+    and `pilot.pause()` does not wait for thread workers."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)

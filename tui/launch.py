@@ -1,0 +1,137 @@
+"""`winlogwatch PATH...`: load the rules, open the state, and run the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import sys
+
+log = logging.getLogger("winlogwatch")
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="winlogwatch",
+        description="Follow winlogbeat NDJSON files and triage the alerts of the "
+        "rules, live, in the terminal.",
+        epilog="Other commands: winlogwatch scan PATH..., winlogwatch follow PATH...",
+    )
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="file, directory or glob to follow"
+    )
+    parser.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also load the *.toml rules in DIR (repeatable)",
+    )
+    parser.add_argument(
+        "--state", metavar="FILE", help="state database (default: per-user state dir)"
+    )
+    parser.add_argument(
+        "--poll", action="store_true", help="poll files (network shares, WSL)"
+    )
+    parser.add_argument(
+        "--from-end",
+        action="store_true",
+        help="start new files at their end instead of their beginning",
+    )
+    return parser
+
+
+def launch_main(argv: list[str]) -> int:
+    """Parse the dashboard's arguments and run it; returns the exit status."""
+    args = parser().parse_args(argv)
+
+    # --- The lead adds `winlogwatch demo` and the no-path default here. ---------
+    if not args.paths:
+        parser().print_usage(sys.stderr)
+        print("winlogwatch: give at least one PATH to follow", file=sys.stderr)
+        return EXIT_USAGE
+    # ----------------------------------------------------------------------------
+
+    from detector.cli import rules_or_exit, setup_logging
+    from detector.store import Store
+
+    setup_logging(verbose=False)
+    tune_gc()
+    rules = rules_or_exit(args.rules)
+    state = args.state or Store.default_path()
+    app = follow_app(rules, args.paths, state, poll=args.poll, from_end=args.from_end)
+    app.run()
+    return EXIT_OK
+
+
+def tune_gc() -> None:
+    """Collect cycles less often: the dashboard's process holds many long-lived
+    objects, and a full collection stops every thread while it walks them all.
+
+    Measured with the follower reading 20,000 events a second: Python's default
+    thresholds ran a full collection every few seconds, each pausing keys for
+    140-340 ms with 100,000 alerts held.
+    """
+    gc.set_threshold(GC_THRESHOLDS[0], GC_THRESHOLDS[1], GC_THRESHOLDS[2])
+
+
+#: Allocations before a young collection, and young (then middle) collections
+#: before the next older one. Python's defaults are (700, 10, 10).
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def follow_app(rules, paths, state, *, poll=False, from_end=False):
+    """The dashboard on a follower of `paths`, storing alerts and triage in `state`."""
+    from detector.detect import Detector
+    from tui.app import WinlogwatchApp
+
+    detector = Detector(rules)
+    run = FollowerRun(paths, detector, state, poll=poll, from_end=from_end)
+    return WinlogwatchApp(
+        rules,
+        follower_factory=run.bind,
+        counters=lambda: detector.counters,
+        files=run.file_count,
+        store_path=state,
+    )
+
+
+class FollowerRun:
+    """One follower session: its own store connection, opened in the thread that
+    runs it (SQLite connections belong to one thread at a time)."""
+
+    def __init__(self, paths, detector, state, *, poll=False, from_end=False):
+        self.paths = list(paths)
+        self.detector = detector
+        self.state = state
+        self.poll = poll
+        self.from_end = from_end
+        self.sink = None
+        self.follower = None
+
+    def bind(self, sink) -> FollowerRun:
+        self.sink = sink
+        return self
+
+    def file_count(self) -> int:
+        return len(self.follower.followed()) if self.follower else 0
+
+    def run(self, stop) -> None:
+        from detector.follow import Follower
+        from detector.store import Store
+
+        store = Store(self.state)
+        try:
+            self.follower = Follower(
+                self.paths,
+                self.detector,
+                self.sink,
+                store,
+                from_end=self.from_end,
+                poll=self.poll,
+            )
+            self.follower.run(stop)
+        finally:
+            store.close()

@@ -1,0 +1,143 @@
+"""The main screen: summary, filter, the alert table, and the follow/pause badge."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label
+
+from tui.alert_table import AlertTable
+from tui.filters import FilterError, parse_filter
+from tui.rows import AlertRow
+from tui.summary import FeedStats, Summary
+from tui.text import plain
+from tui.virtual_table import VirtualTable
+
+if TYPE_CHECKING:
+    from tui.app import WinlogwatchApp
+
+FILTER_HINT = "/ to filter: words  severity:high,critical  status:open  host:ws-042"
+
+
+class MainScreen(Screen):
+    """Alerts as they arrive, newest first."""
+
+    app: WinlogwatchApp
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter"),
+        Binding("f", "newest", "Newest"),
+        Binding("a", "triage('acknowledged')", "Acknowledge"),
+        Binding("c", "close_alert", "Close…"),
+        Binding("o", "triage('open')", "Reopen"),
+        Binding("e", "export", "Export"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Summary(id="summary")
+        yield Input(placeholder=FILTER_HINT, id="filter")
+        yield AlertTable(id="alerts")
+        with Horizontal(id="status-bar"):
+            yield Label("", id="badge")
+            yield Label("", id="view-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(AlertTable)
+        table.show(self.app.view.newest_first)
+        table.focus()
+        self.app.drain()
+
+    @property
+    def table(self) -> AlertTable:
+        return self.query_one(AlertTable)
+
+    def show_state(self, stats: FeedStats, rows_changed: bool) -> None:
+        """Bring the summary, the table and the badge up to date."""
+        if not self.is_mounted:
+            return  # the app drains from its own mount, before this screen exists
+        view = self.app.view
+        if rows_changed:
+            self.table.rows_changed()
+        self.query_one(Summary).show(view, stats)
+
+        badge = self.query_one("#badge", Label)
+        badge.set_class(view.following, "-following")
+        badge.set_class(not view.following, "-paused")
+        if view.following:
+            badge.update("● FOLLOWING")
+        else:
+            badge.update(f"❚❚ PAUSED · {len(view.waiting):,} new · f: newest")
+
+        info = Text(f"{len(view.shown):,} of {len(view.rows):,} alerts in view")
+        if not view.filter.empty:
+            info.append(f" · filter: {plain(view.filter.text)}")
+        self.query_one("#view-info", Label).update(info)
+
+    # Follow / pause --------------------------------------------------------
+
+    def on_alert_table_follow_changed(self, event: AlertTable.FollowChanged) -> None:
+        view = self.app.view
+        if event.following:
+            view.follow()
+        else:
+            view.pause()
+        self.app.refresh_screen(rows_changed=True)
+
+    def action_newest(self) -> None:
+        self.table.go_to_newest()
+        self.table.focus()
+
+    # Filter ----------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
+        try:
+            alert_filter = parse_filter(event.value)
+        except FilterError as error:
+            self.notify(
+                str(error), title="Filter not applied", severity="warning", markup=False
+            )
+            return
+        self.app.view.apply(alert_filter)
+        self.table.go_to_newest()
+        self.table.focus()
+        self.app.refresh_screen(rows_changed=True)
+
+    def key_escape(self) -> None:
+        # Escape in the filter box puts back the filter in force and leaves it.
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            box.value = self.app.view.filter.text
+            self.table.focus()
+
+    # Triage, drill-down, export --------------------------------------------
+
+    def on_virtual_table_row_chosen(self, event: VirtualTable.RowChosen) -> None:
+        self.app.open_detail(event.item)
+
+    def _current(self) -> AlertRow | None:
+        row = self.table.current
+        if row is None:
+            self.notify("No alert selected.", severity="warning")
+        return row
+
+    def action_triage(self, status: str) -> None:
+        if (row := self._current()) is not None:
+            self.app.triage(row, status)
+
+    def action_close_alert(self) -> None:
+        if (row := self._current()) is not None:
+            self.app.ask_close_reason(row)
+
+    def action_export(self) -> None:
+        self.app.ask_export()
