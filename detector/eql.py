@@ -134,8 +134,11 @@ def _all(parts: list[Predicate]) -> Predicate:
     if len(parts) == 4:
         a, b, c, d = parts
         return lambda event: a(event) and b(event) and c(event) and d(event)
-    first, rest = parts[0], _all(parts[1:])
-    return lambda event: first(event) and rest(event)
+    # Halves, not first-and-rest: a chain one call deep per term overflows the
+    # stack on a long list, at load time and again on every event.
+    half = len(parts) // 2
+    head, tail = _all(parts[:half]), _all(parts[half:])
+    return lambda event: head(event) and tail(event)
 
 
 def _any(parts: list[Predicate]) -> Predicate:
@@ -145,8 +148,9 @@ def _any(parts: list[Predicate]) -> Predicate:
     if len(parts) == 3:
         a, b, c = parts
         return lambda event: a(event) or b(event) or c(event)
-    first, rest = parts[0], _any(parts[1:])
-    return lambda event: first(event) or rest(event)
+    half = len(parts) // 2
+    head, tail = _any(parts[:half]), _any(parts[half:])
+    return lambda event: head(event) or tail(event)
 
 
 def _literal_groups(node: Leaf | Node) -> eql_literals.Groups:

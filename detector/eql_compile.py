@@ -26,6 +26,10 @@ _FUNCTIONS = {
     "stringcontains": ("stringContains", eql_ops.contains),
 }
 
+# Deeper `not`/`and`/`or` nesting is refused: compiling, matching and explaining
+# all recurse once per level, and no rule needs more than a handful.
+MAX_NESTING = 100
+
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r"}
 _ESCAPE = re.compile(r"\\(?:u\{([0-9A-Fa-f]{2,8})\}|(.))")
 
@@ -81,13 +85,17 @@ class Compiler:
         self.fields: list[str] = []
         self._getters: dict[str, Getter] = {}
 
-    def node(self, tree: Tree) -> Leaf | Node:
+    def node(self, tree: Tree, depth: int = 0) -> Leaf | Node:
+        if depth > MAX_NESTING:
+            raise error_at(
+                _first_token(tree), f"condition nested deeper than {MAX_NESTING} levels"
+            )
         kind = tree.data
         if kind in ("and_expr", "or_expr"):
-            children = tuple(self.node(child) for child in tree.children)
+            children = tuple(self.node(child, depth + 1) for child in tree.children)
             return Node("and" if kind == "and_expr" else "or", children)
         if kind == "negation":
-            return Node("not", (self.node(tree.children[1]),))
+            return Node("not", (self.node(tree.children[1], depth + 1),))
         if kind == "bare":
             return self._bare(tree.children[0])
         build = {
@@ -168,7 +176,8 @@ class Compiler:
         if operator.startswith("regex"):
             try:
                 check = eql_ops.regex_check(patterns, fold)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
+                # Python's own limits (repeat counts, group nesting) refuse it too.
                 bad = _first_bad_regex(constants)
                 raise error_at(
                     bad.token, f"invalid regular expression: {exc}"
@@ -270,8 +279,11 @@ def constant_of(token: Token) -> _Constant:
         return _Constant("string", token.value[3:-3], token.value, token)
     if kind == "NUMBER":
         text = token.value
-        is_int = text.lstrip("-").isdigit()
-        return _Constant("number", int(text) if is_int else float(text), text, token)
+        try:
+            value = int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            raise error_at(token, "number has too many digits") from None
+        return _Constant("number", value, text, token)
     if kind in ("TRUE", "FALSE"):
         return _Constant("bool", kind == "TRUE", token.value.lower(), token)
     if kind == "NULL":
@@ -338,6 +350,14 @@ def _first_bad_regex(constants: list[_Constant]) -> _Constant:
     for item in constants:
         try:
             re.compile(item.text)
-        except re.error:
+        except (re.error, OverflowError, RecursionError):
             return item
     return constants[0]
+
+
+def _first_token(tree: Tree) -> Token:
+    """The token a subtree starts with, found without recursion (it may be deep)."""
+    node = tree
+    while isinstance(node, Tree):
+        node = node.children[0]
+    return node

@@ -16,7 +16,9 @@ from typing import Any
 Test = Callable[[Sequence[Any]], bool]
 TextCheck = Callable[[str], Any]
 
-_NUMERIC_TEXT = re.compile(r"-?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+# One way to read each numeric text: `\d+\.?\d*` would split a long run of digits
+# every possible way before failing, quadratic on a hostile value.
+_NUMERIC_TEXT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def text_of(value: Any) -> str | None:
@@ -38,7 +40,11 @@ def number_of(text: str) -> int | float | None:
     if not _NUMERIC_TEXT.fullmatch(text):
         return None
     if text.lstrip("-").isdigit():
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:
+            # More digits than Python converts to int: a float (inf) still orders.
+            return float(text)
     return float(text)
 
 
@@ -163,7 +169,7 @@ def wildcard_check(patterns: Sequence[str]) -> TextCheck:
     """Whole-value match against any of `patterns` (`*` any run, `?` one character).
 
     Patterns must already be lower-cased when the comparison folds case. Plain
-    values become a set lookup, `x*`/`*x`/`*x*` string methods, the rest one regex.
+    values become a set lookup, `x*`/`*x`/`*x*` string methods, the rest `_glob`.
     """
     # Limitation: `*` and `?` are always wildcards; there is no way to match them
     # literally with `:` or `like` (use `==` or `in`).
@@ -175,7 +181,7 @@ def wildcard_check(patterns: Sequence[str]) -> TextCheck:
     for pattern in patterns:
         core = pattern.strip("*")
         if "*" in core or "?" in core:
-            general.append(_wildcard_regex(pattern))
+            general.append(pattern)
         elif core == pattern:
             exact.add(pattern)
         elif not core:
@@ -187,7 +193,7 @@ def wildcard_check(patterns: Sequence[str]) -> TextCheck:
         elif pattern.endswith("*") and not pattern.startswith("*"):
             prefixes.append(core)
         else:
-            general.append(_wildcard_regex(pattern))
+            general.append(pattern)
 
     checks: list[TextCheck] = []
     if exact:
@@ -200,8 +206,7 @@ def wildcard_check(patterns: Sequence[str]) -> TextCheck:
         checks.append(lambda text: text.endswith(ends))
     if inner:
         checks.append(_contains_any(inner))
-    if general:
-        checks.append(re.compile("|".join(general), re.DOTALL).fullmatch)
+    checks.extend(_glob(pattern) for pattern in general)
     return _first_of(checks)
 
 
@@ -213,6 +218,8 @@ def regex_check(patterns: Sequence[str], fold: bool) -> TextCheck:
     # Limitation: Python `re` stands in for Lucene's regexp syntax; they agree on
     # common patterns but differ in corners (Lucene's `<1-10>`, `@`, `&`, `~`,
     # character classes, and its lack of lazy quantifiers and anchors).
+    # Limitation: a rule's own backtracking regex (`(a+)+b`) can take exponential
+    # time on a hostile value; Lucene runs regexps as automata and cannot.
     flags = re.DOTALL | (re.IGNORECASE if fold else 0)
     joined = "|".join(f"(?:{pattern})" for pattern in patterns)
     return re.compile(joined, flags).fullmatch
@@ -235,16 +242,45 @@ def contains(needles: Sequence[str]) -> TextCheck:
     return _contains_any(list(needles))
 
 
-def _wildcard_regex(pattern: str) -> str:
-    pieces = []
-    for char in pattern:
-        if char == "*":
-            pieces.append(".*")
-        elif char == "?":
-            pieces.append(".")
-        else:
-            pieces.append(re.escape(char))
-    return "(?:" + "".join(pieces) + ")"
+def _glob(pattern: str) -> TextCheck:
+    """Whole-value match of one pattern with `*` and `?` in it.
+
+    A backtracking regex (`.*a.*b`) takes polynomial time in the value's length,
+    and values come from the attacker: a few hundred characters stalled it for
+    minutes. Instead the runs between the stars are placed in turn: the first at
+    the start, the last at the end, each one between at its leftmost place after
+    the one before, which finds a match whenever there is one.
+    """
+    runs = pattern.split("*")
+    if len(runs) == 1:
+        whole = _run(pattern)
+        return lambda text: len(text) == len(pattern) and bool(whole.match(text))
+    head, tail = _run(runs[0]), _run(runs[-1])
+    head_length, tail_length = len(runs[0]), len(runs[-1])
+    middle = [_run(run) for run in runs[1:-1]]
+    least = sum(map(len, runs))
+
+    def check(text: str) -> bool:
+        end = len(text) - tail_length
+        if len(text) < least or not head.match(text) or not tail.match(text, end):
+            return False
+        at = head_length
+        for run in middle:
+            found = run.search(text, at, end)
+            if found is None:
+                return False
+            at = found.end()
+        return True
+
+    return check
+
+
+def _run(text: str) -> re.Pattern:
+    """A run between stars as a regex without quantifiers: at each place it is
+    tried it costs at most its own length."""
+    return re.compile(
+        "".join("." if char == "?" else re.escape(char) for char in text), re.DOTALL
+    )
 
 
 def _any_text(text: str) -> bool:

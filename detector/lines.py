@@ -7,6 +7,7 @@ writes is seen once, whole, with the byte offset at which it starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,16 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 64
 
 _BOM = b"\xef\xbb\xbf"
+
+# A `\u` escape of half a UTF-16 surrogate pair, alone. Windows strings may hold
+# one (an NTFS file name, a command line: both the attacker's to choose), a shipper
+# that escapes it writes JSON orjson refuses, and the event would go unread.
+# An escaped backslash is matched first, so `\\ud800` (a backslash, then text) is
+# not taken for an escape; a whole pair is matched as one and kept.
+_SURROGATE_ESCAPE = re.compile(
+    r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
 
 
 @dataclass(slots=True)
@@ -102,9 +113,10 @@ class LineError(ValueError):
 def decode(raw: RawLine) -> tuple[Any, bool]:
     """Parse one line into a JSON object.
 
-    Returns (object, repaired) where repaired says bad UTF-8 was replaced, or
-    (None, False) for a line that is blank and so is no event at all. Raises
-    `LineError` with a reason a person can act on.
+    Returns (object, repaired) where repaired says bad UTF-8, or an escaped lone
+    UTF-16 surrogate, was replaced by U+FFFD; or (None, False) for a line that is
+    blank and so is no event at all. Raises `LineError` with a reason a person can
+    act on.
     """
     if raw.oversize:
         raise LineError(
@@ -119,16 +131,20 @@ def decode(raw: RawLine) -> tuple[Any, bool]:
         return None, False
 
     repaired = False
+    # Limitation: a number past a double's range (a 310-digit integer) makes the
+    # whole line unusable: orjson refuses it, and no repair is attempted.
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        if "UTF-8" not in str(error):
+        if "UTF-8" not in str(error) and "surrogate" not in str(error):
             raise LineError(f"not JSON: {error}") from None
-        # Bytes that are not UTF-8 (a collector that wrote cp1252, a torn write):
-        # keep the event, with U+FFFD where the bad bytes were.
+        # Bytes that are not UTF-8 (a collector that wrote cp1252, a torn write)
+        # or half a surrogate pair: keep the event, with U+FFFD in their place.
         repaired = True
+        text = data.decode("utf-8", errors="replace")
+        text = _SURROGATE_ESCAPE.sub(_replace_lone_surrogate, text)
         try:
-            obj = orjson.loads(data.decode("utf-8", errors="replace"))
+            obj = orjson.loads(text)
         except orjson.JSONDecodeError as error2:
             raise LineError(f"not JSON: {error2}") from None
 
@@ -137,6 +153,10 @@ def decode(raw: RawLine) -> tuple[Any, bool]:
     if data.count(b"{") + data.count(b"[") > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
         raise LineError(f"JSON nested deeper than {MAX_DEPTH} levels")
     return obj, repaired
+
+
+def _replace_lone_surrogate(found: re.Match) -> str:
+    return "\\ufffd" if found.group(1) else found.group(0)
 
 
 def _depth(obj: Any) -> int:

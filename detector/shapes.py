@@ -761,7 +761,9 @@ def _undot(node: dict, depth: int) -> dict:
             out[key] = value
             continue
         if type(value) is dict and leaf not in _OPAQUE:
-            value = _nested(value, depth + 1)
+            # Depth counts the levels the key itself spelled, so that dotted keys
+            # nested in dotted keys cannot build a view too deep to serialise.
+            value = _nested(value, depth + len(parents) + 1)
         target.setdefault(leaf, value)
     return out
 
@@ -787,7 +789,9 @@ def _path(key: str) -> tuple[tuple[str, ...], str] | None:
                 # Event data names keep their dots: the rest of the key is one name.
                 parts[index + 1 :] = [".".join(parts[index + 1 :])]
                 break
-        path = (tuple(parts[:-1]), parts[-1])
+        # More parts than any field has would nest the view past what orjson can
+        # write back: a thousand overflowed the stack in the CLI's `dump`.
+        path = None if len(parts) > _MAX_DEPTH else (tuple(parts[:-1]), parts[-1])
     if len(_PATHS) < _PATHS_LIMIT:
         _PATHS[key] = path
     return path
