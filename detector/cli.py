@@ -7,6 +7,7 @@ Alerts go to stdout, one JSON document per line; everything meant for a person
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -65,9 +66,8 @@ def dump(document: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
-        import json
-
-        return (json.dumps(document, default=str, ensure_ascii=False) + "\n").encode()
+        # ASCII escapes: a lone surrogate in a value must not break the line.
+        return (json.dumps(document, default=str) + "\n").encode()
 
 
 def scan_main(argv: list[str]) -> int:
