@@ -23,6 +23,7 @@ TERMINAL_ACTS_ON = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]} | set(
 def test_any_text_comes_out_with_nothing_a_terminal_would_act_on(value):
     shown = plain(value)
     assert not TERMINAL_ACTS_ON & set(shown)
+    assert not (TERMINAL_ACTS_ON - {"\n"}) & set(plain(value, lines=True))
     assert safe(value).plain == shown  # never read as markup
 
     out = io.StringIO()
@@ -34,6 +35,7 @@ def test_escapes_are_spelt_out():
     assert plain("a\x1b[31mb\x07") == "a\\x1b[31mb\\x07"
     assert plain("\u202eexe.evil") == "\\u202eexe.evil"
     assert plain(["[bold]", None, 3]) == "[bold], , 3"
+    assert plain("line\nnext\x1b", lines=True) == "line\nnext\\x1b"
 
 
 def test_pretty_json_keeps_escapes_as_json_escapes():

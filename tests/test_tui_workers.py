@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from conftest import dashboard, detect_file, screen_text, until
 
 from detector.model import Notice
@@ -95,6 +96,8 @@ async def test_unusable_lines_are_listed_with_file_line_and_reason():
         assert "2 lines could not be used" in screen_text(app)
 
 
-def test_no_path_prints_usage_and_exits_2(capsys):
-    assert launch_main([]) == 2
-    assert "usage: winlogwatch" in capsys.readouterr().err
+def test_a_bad_demo_speed_prints_usage_and_exits_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        launch_main(["demo", "--speed", "0"])
+    assert stop.value.code == 2
+    assert "usage: winlogwatch demo" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.message import Message
 
+from detector.rules import SEVERITIES
 from tui.rows import AlertRow
 from tui.text import safe
 from tui.virtual_table import Column, VirtualTable
@@ -56,7 +57,7 @@ class AlertTable(VirtualTable):
     def cells(self, item: AlertRow) -> list[Text]:
         severity = (
             self.get_component_rich_style(f"alert-table--{item.severity}", partial=True)
-            if item.severity in ("low", "medium", "high", "critical")
+            if item.severity in SEVERITIES
             else ""
         )
         status = item.status
@@ -70,12 +71,15 @@ class AlertTable(VirtualTable):
             Text(item.host),
             Text(item.rule),
             Text(item.severity, style=severity),
-            Text(item.risk, justify="right"),
+            Text(item.risk),
             Text(item.source),
             Text(item.target),
             Text(item.access),
             safe(status, status_style),
         ]
+
+    def version(self, item: AlertRow) -> object:
+        return item.status
 
     def go_to_newest(self) -> None:
         """Cursor to the newest row, scrolled to the top: following again."""

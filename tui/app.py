@@ -44,6 +44,11 @@ DRAIN_INTERVAL = 0.25
 #: table fills while the rest loads instead of the UI stalling on one huge batch.
 HISTORY_SLICE = 5_000
 
+#: How many stored alerts a session starts with, newest first. Each one held costs
+#: a few kilobytes; months of alerts would not fit.
+# Limitation: older stored alerts are not shown (they stay in the state database).
+HISTORY_LIMIT = 100_000
+
 
 class Runnable(Protocol):
     """What a follower factory makes: something that runs until `stop` is set."""
@@ -140,7 +145,7 @@ class WinlogwatchApp(App[None]):
     def run_store(self) -> None:
         try:
             store = Store(self.store_path)
-            history = store.load_alerts()
+            history = store.load_alerts(limit=HISTORY_LIMIT)
             for start in range(0, len(history), HISTORY_SLICE):
                 self.sink.on_alerts(history[start : start + HISTORY_SLICE])
             del history
@@ -182,6 +187,8 @@ class WinlogwatchApp(App[None]):
 
     def drain(self) -> None:
         """Move what the sink holds onto the screen: the timer's work."""
+        if not self.is_running:
+            return  # closing: the screens may already be taken apart
         batch = self.sink.drain()
         if batch.alerts:
             self.view.add(batch.alerts)

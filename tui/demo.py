@@ -45,3 +45,36 @@ def replayed_folder(speed: float = 1.0, samples: Path = SAMPLE_LOGS):
         stop.set()
         thread.join(timeout=5)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def demo_main(argv: list[str]) -> int:
+    """`winlogwatch demo [--speed N] [--rules DIR]`: run the dashboard on the replay."""
+    import argparse
+
+    from detector.cli import add_rule_options, rules_or_exit, setup_logging
+    from tui.launch import follow_app, tune_gc
+
+    parser = argparse.ArgumentParser(
+        prog="winlogwatch demo",
+        description="Replay the sample logs into a temporary winlogbeat folder at a "
+        "realistic pace and follow it live. Quitting removes the temporary files.",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="replay N times faster than the events' own timestamps (default 1)",
+    )
+    add_rule_options(parser)
+    args = parser.parse_args(argv)
+    if args.speed <= 0:
+        parser.error("--speed must be above zero")
+    setup_logging(args.verbose)
+    tune_gc()
+    rules = rules_or_exit(args.rules)
+    with replayed_folder(args.speed) as (logs, state):
+        app = follow_app(rules, [str(logs)], str(state))
+        app.title = "winlogwatch demo"
+        app.run()
+    return 0

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from detector.alerts import first
 from detector.model import Alert, Condition
 from detector.rules import Rule
+from tui.rows import first
 
 # Left as they are by json.dumps(ensure_ascii=False), yet acted on by a terminal:
 # DEL, the C1 controls and the direction marks. Spelt as JSON escapes instead.

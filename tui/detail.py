@@ -27,7 +27,7 @@ from textual.widgets import (
 )
 
 from detector.model import Alert
-from detector.rules import Rule
+from detector.rules import SEVERITIES, Rule
 from tui.describe import (
     AttackStep,
     attack_line,
@@ -44,8 +44,6 @@ from tui.describe import (
 from tui.rows import AlertRow, first
 from tui.text import plain, safe
 from tui.virtual_table import Column, VirtualTable
-
-TABS = ("overview", "event", "fields", "attack", "guide")
 
 
 class Overview(Static):
@@ -74,7 +72,7 @@ class Overview(Static):
             self.get_component_rich_style(
                 f"overview--{self.row.severity}", partial=True
             )
-            if self.row.severity in ("low", "medium", "high", "critical")
+            if self.row.severity in SEVERITIES
             else ""
         )
 
@@ -114,8 +112,8 @@ class Overview(Static):
 
 
 def safe_block(value: object) -> Text:
-    """A value that may wrap over lines, still shown as inert text."""
-    return Text(plain(value), no_wrap=False)
+    """A value that may wrap and hold newlines, still shown as inert text."""
+    return Text(plain(value, lines=True), no_wrap=False)
 
 
 def status_text(row: AlertRow) -> str:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from detector.rules import SEVERITIES
+from detector.store import STATUSES
 from tui.rows import AlertRow
-
-STATUSES = ("open", "acknowledged", "closed")
-SEVERITIES = ("low", "medium", "high", "critical")
 
 _KEYS = {
     "severity": "severity",

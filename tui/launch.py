@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import sys
 
 log = logging.getLogger("winlogwatch")
 
@@ -13,22 +12,19 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def parser() -> argparse.ArgumentParser:
+    from detector.cli import add_rule_options
+
     parser = argparse.ArgumentParser(
         prog="winlogwatch",
         description="Follow winlogbeat NDJSON files and triage the alerts of the "
         "rules, live, in the terminal.",
-        epilog="Other commands: winlogwatch scan PATH..., winlogwatch follow PATH...",
+        epilog="Other commands: winlogwatch demo [--speed N], "
+        "winlogwatch scan PATH..., winlogwatch follow PATH...",
     )
     parser.add_argument(
         "paths", nargs="*", metavar="PATH", help="file, directory or glob to follow"
     )
-    parser.add_argument(
-        "--rules",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also load the *.toml rules in DIR (repeatable)",
-    )
+    add_rule_options(parser)  # --rules DIR, --verbose: as scan and follow take them
     parser.add_argument(
         "--state", metavar="FILE", help="state database (default: per-user state dir)"
     )
@@ -45,19 +41,21 @@ def parser() -> argparse.ArgumentParser:
 
 def launch_main(argv: list[str]) -> int:
     """Parse the dashboard's arguments and run it; returns the exit status."""
-    args = parser().parse_args(argv)
+    if argv[:1] == ["demo"]:
+        from tui.demo import demo_main
 
-    # --- The lead adds `winlogwatch demo` and the no-path default here. ---------
+        return demo_main(argv[1:])
+    args = parser().parse_args(argv)
     if not args.paths:
-        parser().print_usage(sys.stderr)
-        print("winlogwatch: give at least one PATH to follow", file=sys.stderr)
-        return EXIT_USAGE
-    # ----------------------------------------------------------------------------
+        # No path: show what the tool does, on the sample logs.
+        from tui.demo import demo_main
+
+        return demo_main(argv)
 
     from detector.cli import rules_or_exit, setup_logging
     from detector.store import Store
 
-    setup_logging(verbose=False)
+    setup_logging(args.verbose)
     tune_gc()
     rules = rules_or_exit(args.rules)
     state = args.state or Store.default_path()

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 FILTER_HINT = "/ to filter: words  severity:high,critical  status:open  host:ws-042"
 
 
+def _update(label: Label, text: str, layout: bool) -> None:
+    """Change a label only when its text changes; the UI is redrawn four times a
+    second under load and most of the time nothing here has changed."""
+    if str(label.content) != text:
+        label.update(Text(text), layout=layout)
+
+
 class MainScreen(Screen):
     """Alerts as they arrive, newest first."""
 
@@ -38,24 +45,29 @@ class MainScreen(Screen):
         Binding("e", "export", "Export"),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Kept, not queried: the drain timer may still fire while the app closes
+        # and the screen's children are already gone.
+        self.summary = Summary(id="summary")
+        self.filter_box = Input(placeholder=FILTER_HINT, id="filter")
+        self.table = AlertTable(id="alerts")
+        self.badge = Label("", id="badge")
+        self.view_info = Label("", id="view-info")
+
     def compose(self) -> ComposeResult:
-        yield Summary(id="summary")
-        yield Input(placeholder=FILTER_HINT, id="filter")
-        yield AlertTable(id="alerts")
+        yield self.summary
+        yield self.filter_box
+        yield self.table
         with Horizontal(id="status-bar"):
-            yield Label("", id="badge")
-            yield Label("", id="view-info")
+            yield self.badge
+            yield self.view_info
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(AlertTable)
-        table.show(self.app.view.newest_first)
-        table.focus()
+        self.table.show(self.app.view.newest_first)
+        self.table.focus()
         self.app.drain()
-
-    @property
-    def table(self) -> AlertTable:
-        return self.query_one(AlertTable)
 
     def show_state(self, stats: FeedStats, rows_changed: bool) -> None:
         """Bring the summary, the table and the badge up to date."""
@@ -64,20 +76,21 @@ class MainScreen(Screen):
         view = self.app.view
         if rows_changed:
             self.table.rows_changed()
-        self.query_one(Summary).show(view, stats)
+        self.summary.show(view, stats)
 
-        badge = self.query_one("#badge", Label)
+        badge = self.badge
         badge.set_class(view.following, "-following")
         badge.set_class(not view.following, "-paused")
         if view.following:
-            badge.update("● FOLLOWING")
+            _update(badge, "● FOLLOWING", layout=True)
         else:
-            badge.update(f"❚❚ PAUSED · {len(view.waiting):,} new · f: newest")
+            waiting = f"❚❚ PAUSED · {len(view.waiting):,} new · f: newest"
+            _update(badge, waiting, layout=True)
 
-        info = Text(f"{len(view.shown):,} of {len(view.rows):,} alerts in view")
+        info = f"{len(view.shown):,} of {len(view.rows):,} alerts in view"
         if not view.filter.empty:
-            info.append(f" · filter: {plain(view.filter.text)}")
-        self.query_one("#view-info", Label).update(info)
+            info += f" · filter: {plain(view.filter.text)}"
+        _update(self.view_info, info, layout=False)
 
     # Follow / pause --------------------------------------------------------
 
@@ -96,7 +109,7 @@ class MainScreen(Screen):
     # Filter ----------------------------------------------------------------
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.filter_box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "filter":
@@ -115,9 +128,8 @@ class MainScreen(Screen):
 
     def key_escape(self) -> None:
         # Escape in the filter box puts back the filter in force and leaves it.
-        box = self.query_one("#filter", Input)
-        if box.has_focus:
-            box.value = self.app.view.filter.text
+        if self.filter_box.has_focus:
+            self.filter_box.value = self.app.view.filter.text
             self.table.focus()
 
     # Triage, drill-down, export --------------------------------------------

@@ -13,7 +13,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.filters import SEVERITIES, STATUSES
+from detector.rules import SEVERITIES
+from detector.store import STATUSES
 from tui.view import AlertView
 
 #: How far back the events-per-second figure looks.
@@ -75,6 +76,8 @@ class Summary(Static):
         "summary--critical",
     }
 
+    _shown: Text | None = None
+
     def show(self, view: AlertView, stats: FeedStats) -> None:
         label = self.get_component_rich_style("summary--label", partial=True)
         line = Text(no_wrap=True, overflow="ellipsis")
@@ -102,4 +105,7 @@ class Summary(Static):
             style=label,
         )
         line.append(age_text(stats.last_event_age), style=label)
-        self.update(line)
+        if line != self._shown:
+            # Two lines, always: no layout pass is needed, only a repaint.
+            self._shown = line
+            self.update(line, layout=False)

@@ -17,6 +17,9 @@ from rich.text import Text
 # C0 and C1 controls, DEL, and the bidirectional marks and overrides. Tab and
 # newline are included: a table cell or a field value is one line.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _spell(found: re.Match[str]) -> str:
@@ -24,15 +27,19 @@ def _spell(found: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def plain(value: Any) -> str:
-    """A value as one line of inert text: None is empty, lists are comma-joined."""
+def plain(value: Any, lines: bool = False) -> str:
+    """A value as inert text: None is empty, lists are comma-joined.
+
+    One line unless `lines`, which keeps newlines (for prose such as a rule's
+    description); every other control character is spelt out either way.
+    """
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return ", ".join(plain(item) for item in value)
+        return ", ".join(plain(item, lines) for item in value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return _UNSAFE.sub(_spell, str(value))
+    return (_UNSAFE_BUT_NEWLINE if lines else _UNSAFE).sub(_spell, str(value))
 
 
 def safe(value: Any, style: str | Style = "") -> Text:

@@ -18,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -128,6 +129,9 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.rows: Sequence[Any] = rows
         self._cells = cells
         self._widths: tuple[int, list[int]] = (-1, [])
+        # Drawn lines by (item, version, cursor?, focus?, width): a repaint after a
+        # cursor move or a batch of arrivals draws only the lines it has not seen.
+        self._lines: LRUCache[tuple, Strip] = LRUCache(1024)
 
     # Rows ------------------------------------------------------------------
 
@@ -159,6 +163,14 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
         """The cells of one row; subclasses may override instead of passing `cells`."""
         return self._cells(item)
 
+    def version(self, item: Any) -> object:
+        """What, besides the item itself, changes how its row looks."""
+        return None
+
+    def notify_style_update(self) -> None:
+        self._lines.clear()  # a new theme: every line is drawn again
+        super().notify_style_update()
+
     # Cursor ----------------------------------------------------------------
 
     def validate_cursor(self, value: int) -> int:
@@ -170,7 +182,10 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.scroll_to(y=new, animate=False, immediate=True)
         elif new >= top + self.body_height:
             self.scroll_to(y=new - self.body_height + 1, animate=False, immediate=True)
-        self.refresh()
+        else:
+            # Only the two lines the cursor left and reached look different.
+            self.refresh_line(old + 1)
+            self.refresh_line(new + 1)
 
     def action_cursor_up(self) -> None:
         self.cursor -= 1
@@ -230,11 +245,22 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
         index = y - 1 + round(self.scroll_y)
         if index >= len(self.rows):
             return Strip.blank(width, base)
-        over = None
-        if index == self.cursor:
-            name = "cursor" if self.has_focus else "cursor-blurred"
-            over = self.get_component_rich_style(f"virtual-table--{name}")
-        return self._strip(self.cells(self.rows[index]), widths, width, base, over)
+        item = self.rows[index]
+        on_cursor = index == self.cursor
+        try:
+            key = (item, self.version(item), on_cursor, self.has_focus, width)
+            strip = self._lines.get(key)
+        except TypeError:  # an unhashable item: drawn every time
+            key, strip = None, None
+        if strip is None:
+            over = None
+            if on_cursor:
+                name = "cursor" if self.has_focus else "cursor-blurred"
+                over = self.get_component_rich_style(f"virtual-table--{name}")
+            strip = self._strip(self.cells(item), widths, width, base, over)
+            if key is not None:
+                self._lines[key] = strip
+        return strip
 
     def _strip(
         self,
