@@ -47,3 +47,23 @@ def test_drill_down_tab(snap_compare, tab):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=open_tab)
+
+
+@pytest.mark.parametrize("tab", [None, "overview", "event"])
+def test_hostile_values_show_as_themselves(snap_compare, tab):
+    """Markup, closing tags and escape bytes from a log, on screen as plain text."""
+    app, alerts, bad = dashboard("hostile.ndjson")
+    app.sink.on_alerts(alerts)
+    app.sink.on_bad_lines(bad)
+
+    async def open_tab(pilot):
+        await pilot.pause()
+        app.drain()
+        await pilot.pause()
+        if tab:
+            await pilot.press("enter")
+            await until(lambda: isinstance(app.screen, DetailScreen))
+            app.screen.action_show_tab(tab)
+            await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_tab)
