@@ -79,3 +79,17 @@ async def test_the_command_palette_offers_the_screen_actions_and_runs_them():
 def test_every_main_screen_binding_says_what_it_does():
     for binding in MainScreen.BINDINGS:
         assert isinstance(binding, Binding) and binding.description
+
+
+async def test_help_draws_its_key_rows_on_screen():
+    """Regression: the rows were listed but the table was drawn zero lines tall."""
+    app, alerts, _ = dashboard()
+    app.sink.on_alerts(alerts)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await until(lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        dialog = screen_text(app).split("Keys", 1)[1].split("Ctrl+P opens", 1)[0]
+        for does in ("Filter", "Acknowledge", "Export", "Unusable lines", "Quit"):
+            assert does in dialog

@@ -44,11 +44,15 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="help"):
             yield Label("Keys", classes="dialog-title")
-            yield VirtualTable(
+            table = VirtualTable(
                 (Column("key", "key", 12), Column("action", "does", 24, flex=1)),
                 self.rows,
                 id="help-keys",
             )
+            # The table draws only the rows it has room for, so it cannot size
+            # itself to its content: give it one line a binding plus its header.
+            table.styles.height = min(len(self.rows) + 1, 30)
+            yield table
             yield Label(
                 "Ctrl+P opens the command palette: every action, by name.",
                 classes="dialog-hint",
