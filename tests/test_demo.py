@@ -43,3 +43,49 @@ def test_replay_writes_every_sample_line_and_rotates(tmp_path):
     assert (tmp_path / "winlogbeat.ndjson.1").exists()
     assert all(p.stat().st_size <= 1 << 20 for p in tmp_path.iterdir())
     assert len(written.splitlines()) <= expected  # the oldest rotations are dropped
+
+
+def test_sigterm_quits_the_demo_and_removes_its_folder(tmp_path):
+    """Regression: a demo killed by SIGTERM (or its terminal closing) used to leave
+    its temporary folder behind and the terminal unrestored."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+
+    from conftest import winlogwatch_command
+
+    leader, follower = pty.openpty()
+    env = dict(os.environ, TMPDIR=str(tmp_path), TERM="xterm-256color")
+    process = subprocess.Popen(
+        [*winlogwatch_command(), "demo"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(follower)
+    try:
+        deadline = time.monotonic() + 20
+        while not list(tmp_path.glob("winlogwatch-demo-*/state.sqlite3")):
+            assert time.monotonic() < deadline, "the demo never started"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while process.poll() is None:
+            assert time.monotonic() < deadline, "the demo ignored SIGTERM"
+            # Keep the terminal drained, or the app blocks writing to it.
+            if select.select([leader], [], [], 0.1)[0]:
+                try:
+                    os.read(leader, 65536)
+                except OSError:
+                    time.sleep(0.05)
+        assert process.returncode == 0
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)

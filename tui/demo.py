@@ -52,7 +52,7 @@ def demo_main(argv: list[str]) -> int:
     import argparse
 
     from detector.cli import add_rule_options, rules_or_exit, setup_logging
-    from tui.launch import follow_app, tune_gc
+    from tui.launch import follow_app, run_app, tune_gc
 
     parser = argparse.ArgumentParser(
         prog="winlogwatch demo",
@@ -76,5 +76,5 @@ def demo_main(argv: list[str]) -> int:
     with replayed_folder(args.speed) as (logs, state):
         app = follow_app(rules, [str(logs)], str(state))
         app.title = "winlogwatch demo"
-        app.run()
+        run_app(app)
     return 0

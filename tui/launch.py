@@ -60,8 +60,26 @@ def launch_main(argv: list[str]) -> int:
     rules = rules_or_exit(args.rules)
     state = args.state or Store.default_path()
     app = follow_app(rules, args.paths, state, poll=args.poll, from_end=args.from_end)
-    app.run()
+    run_app(app)
     return EXIT_OK
+
+
+def run_app(app) -> None:
+    """Run the dashboard; SIGTERM and SIGHUP (the terminal closed) quit it as `q`
+    does, so the terminal is restored and the follower commits its place."""
+    import signal
+
+    def quit_app(signum, frame) -> None:
+        app.exit()
+
+    previous = {
+        sig: signal.signal(sig, quit_app) for sig in (signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def tune_gc() -> None:
