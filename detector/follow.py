@@ -242,7 +242,7 @@ class Follower:
             if not names and arg not in self._waiting:
                 self._waiting.add(arg)
                 self._notice(
-                    "info", f"nothing to follow at {arg} yet; waiting for it", arg
+                    "warning", f"nothing to follow at {arg} yet; waiting for it", arg
                 )
             elif names and arg in self._waiting:
                 self._waiting.discard(arg)

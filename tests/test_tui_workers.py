@@ -101,3 +101,12 @@ def test_a_bad_demo_speed_prints_usage_and_exits_2(capsys):
         launch_main(["demo", "--speed", "0"])
     assert stop.value.code == 2
     assert "usage: winlogwatch demo" in capsys.readouterr().err
+
+
+def test_options_without_a_path_say_a_path_is_needed(capsys):
+    """Regression: `winlogwatch --state F` fell into the demo's parser and blamed
+    the demo for an unknown option."""
+    with pytest.raises(SystemExit) as stop:
+        launch_main(["--state", "/tmp/s.sqlite3"])
+    assert stop.value.code == 2
+    assert "give a PATH to follow" in capsys.readouterr().err

@@ -17,7 +17,7 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="winlogwatch",
         description="Follow winlogbeat NDJSON files and triage the alerts of the "
-        "rules, live, in the terminal.",
+        "rules, live, in the terminal. With no arguments, runs the demo.",
         epilog="Other commands: winlogwatch demo [--speed N], "
         "winlogwatch scan PATH..., winlogwatch follow PATH...",
     )
@@ -46,11 +46,13 @@ def launch_main(argv: list[str]) -> int:
 
         return demo_main(argv[1:])
     args = parser().parse_args(argv)
+    if not args.paths and argv:
+        parser().error("give a PATH to follow (with no arguments at all: the demo)")
     if not args.paths:
-        # No path: show what the tool does, on the sample logs.
+        # No arguments: show what the tool does, on the sample logs.
         from tui.demo import demo_main
 
-        return demo_main(argv)
+        return demo_main([])
 
     from detector.cli import rules_or_exit, setup_logging
     from detector.store import Store
