@@ -29,6 +29,7 @@ class CloseReasonScreen(ModalScreen[str | None]):
                 ),
                 id="close-reasons",
             )
+            yield Label("Enter chooses, Esc cancels.", classes="dialog-hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
