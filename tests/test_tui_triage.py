@@ -145,3 +145,25 @@ async def test_a_followed_file_shows_its_alert_and_a_restart_keeps_its_triage(
         await until(lambda: len(again.view.rows) == 1)
         await asyncio.sleep(0.5)  # time enough for a second alert, were there one
         assert [row.status for row in again.view.rows] == ["acknowledged"]
+
+
+async def test_a_triage_key_pressed_as_a_new_alert_arrives_does_not_hit_the_newcomer():
+    """Regression: pressing `a` just as an alert arrived acknowledged the new alert
+    instead of the one being read."""
+    app, alerts, _ = dashboard()
+    async with app.run_test(size=(130, 30)) as pilot:
+        app.sink.on_alerts(alerts[:1])
+        app.drain()
+        await pilot.pause(1.0)
+        app.sink.on_alerts(alerts[1:2])
+        app.drain()
+        await pilot.press("a")
+        await pilot.pause()
+        assert [row.status for row in app.view.rows] == ["open", "open"]
+        assert any("just took the cursor" in n.message for n in app._notifications)
+
+        await asyncio.sleep(1.0)  # real time: the grace is about the analyst
+        await pilot.press("a")
+        await pilot.pause()
+        newest = app.query_one(AlertTable).current
+        assert newest.status == "acknowledged"

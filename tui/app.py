@@ -191,6 +191,7 @@ class WinlogwatchApp(App[None]):
             return  # closing: the screens may already be taken apart
         batch = self.sink.drain()
         if batch.alerts:
+            self.main.alerts_arriving()
             self.view.add(batch.alerts)
         if batch.bad_lines:
             self.bad_lines.add(batch.bad_lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -31,6 +32,11 @@ def _update(label: Label, text: str, layout: bool) -> None:
         label.update(Text(text), layout=layout)
 
 
+#: Seconds after a new alert takes the cursor during which triage keys are refused,
+#: so that a key pressed for the alert being read never lands on the newcomer.
+ARRIVAL_GRACE = 0.7
+
+
 class MainScreen(Screen):
     """Alerts as they arrive, newest first."""
 
@@ -54,6 +60,8 @@ class MainScreen(Screen):
         self.table = AlertTable(id="alerts")
         self.badge = Label("", id="badge")
         self.view_info = Label("", id="view-info")
+        self._cursor_taken_at = 0.0  # when an arrival last moved the cursor
+        self._before_arrival: AlertRow | None = None
 
     def compose(self) -> ComposeResult:
         yield self.summary
@@ -69,13 +77,21 @@ class MainScreen(Screen):
         self.table.focus()
         self.app.drain()
 
+    def alerts_arriving(self) -> None:
+        """Call before new alerts join the view: note what the cursor is on."""
+        if self.is_mounted:
+            self._before_arrival = self.table.current
+
     def show_state(self, stats: FeedStats, rows_changed: bool) -> None:
         """Bring the summary, the table and the badge up to date."""
         if not self.is_mounted:
             return  # the app drains from its own mount, before this screen exists
         view = self.app.view
         if rows_changed:
+            before, self._before_arrival = self._before_arrival, None
             self.table.rows_changed()
+            if before is not None and self.table.current is not before:
+                self._cursor_taken_at = time.monotonic()
         self.summary.show(view, stats)
 
         badge = self.badge
@@ -138,9 +154,17 @@ class MainScreen(Screen):
         self.app.open_detail(event.item)
 
     def _current(self) -> AlertRow | None:
+        """The alert a triage key is for; None (and a notice) when it is unclear."""
         row = self.table.current
         if row is None:
             self.notify("No alert selected.", severity="warning")
+        elif time.monotonic() - self._cursor_taken_at < ARRIVAL_GRACE:
+            # The key was most likely meant for the alert the analyst was reading.
+            self.notify(
+                "A new alert just took the cursor: press the key again to act on it.",
+                severity="warning",
+            )
+            return None
         return row
 
     def action_triage(self, status: str) -> None:
