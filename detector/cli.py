@@ -61,6 +61,14 @@ def rules_or_exit(extra_dirs: list[str]) -> list[Rule]:
     return rules
 
 
+def set_aside_message(store) -> str:
+    """What to tell the user when a corrupted state file was replaced."""
+    return (
+        f"the state file {store.path} was corrupted: moved it to {store.set_aside} "
+        "and started a new one (earlier checkpoints and triage are in the old file)"
+    )
+
+
 def dump(document: dict[str, Any]) -> bytes:
     """One alert as one JSON line. Values orjson refuses (huge ints) become text."""
     try:
@@ -200,6 +208,8 @@ def follow_main(argv: list[str]) -> int:
     except StoreError as error:
         log.error("%s", error)
         return EXIT_USAGE
+    if store.set_aside:
+        log.warning(set_aside_message(store))
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -40,6 +40,9 @@ BUSY_TIMEOUT_MS = 10_000
 
 SCHEMA_VERSION = 1
 
+#: What SQLite says of a file that is not (or no longer) a database.
+_CORRUPTED = ("file is not a database", "database disk image is malformed")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
@@ -127,11 +130,55 @@ class Store:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self._synchronous = ""
+        #: Where a corrupted state file was moved before a new one was started.
+        self.set_aside: str | None = None
+        self._db = self._connect()
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            if not (any(s in str(error) for s in _CORRUPTED) and self._was_ours()):
+                raise self._error("cannot use", error) from None
+            # A state file that is not a database any more (a crash of the disk, a
+            # file copied over it) would otherwise stop every start: keep it for
+            # inspection and begin again. Alerts in it are not lost, only set aside.
+            self.set_aside = f"{self.path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            try:
+                os.replace(self.path, self.set_aside)
+                for suffix in ("-wal", "-shm"):
+                    if os.path.exists(self.path + suffix):
+                        os.replace(self.path + suffix, self.set_aside + suffix)
+            except OSError as move_error:
+                raise self._error(
+                    "cannot set aside the corrupted", move_error
+                ) from None
+            self._db = self._connect()
+            try:
+                self._setup()
+            except sqlite3.Error as again:
+                self._db.close()
+                raise self._error("cannot use", again) from None
+
+    def _was_ours(self) -> bool:
+        """Whether a damaged file was a state file, and so may be moved aside.
+
+        A file that never was a database (`--state notes.txt` by mistake) is
+        refused instead: it is somebody's file, not ours to move.
+        """
+        if os.path.abspath(self.path) == os.path.abspath(self.default_path()):
+            return True
+        try:
+            with open(self.path, "rb") as stream:
+                return stream.read(16) == b"SQLite format 3\x00"
+        except OSError:
+            return False
+
+    def _connect(self) -> sqlite3.Connection:
         try:
             folder = os.path.dirname(os.path.abspath(self.path))
             if self.path != ":memory:":
                 os.makedirs(folder, exist_ok=True)
-            self._db = sqlite3.connect(
+            return sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 # Transactions are begun and ended here, explicitly.
@@ -140,11 +187,6 @@ class Store:
             )
         except (OSError, sqlite3.Error) as error:
             raise self._error("cannot open", error) from None
-        try:
-            self._setup()
-        except sqlite3.Error as error:
-            self._db.close()
-            raise self._error("cannot use", error) from None
 
     @staticmethod
     def default_path() -> str:

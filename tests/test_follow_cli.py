@@ -209,3 +209,22 @@ def test_a_state_file_that_cannot_be_opened_is_named_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert str(notes).encode() in result.stderr
     assert result.stdout == b""
+
+
+def test_a_corrupted_state_file_is_set_aside_with_a_warning_and_following_goes_on(
+    tmp_path,
+):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "winlogbeat.ndjson").write_bytes(event(7))
+    state = tmp_path / "state.sqlite3"
+    state.write_bytes(b"SQLite format 3\x00" + b"torn by a crash\n" * 200)
+    follow = Follow(str(logs), "--state", str(state))
+    try:
+        follow.wait_for(lambda: follow.ids() == [7])
+    finally:
+        code = follow.finish()
+    assert code == 0, follow.stderr
+    (old,) = tmp_path.glob("state.sqlite3.corrupt-*")
+    assert old.read_bytes().startswith(b"SQLite format 3\x00torn by a crash")
+    assert f"moved it to {old}".encode() in follow.stderr

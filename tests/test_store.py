@@ -161,3 +161,19 @@ def test_default_path_is_in_the_user_state_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert Store.default_path().startswith(str(tmp_path))
     assert Store.default_path().endswith("state.sqlite3")
+
+
+def test_a_corrupted_state_file_is_set_aside_and_a_new_one_started(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    damaged = b"SQLite format 3\x00" + b"\x00garbage" * 512  # a header, then junk
+    path.write_bytes(damaged)
+    store = Store(path)
+    try:
+        assert store.set_aside is not None
+        assert store.load_alerts() == [] and store.checkpoints() == {}
+    finally:
+        store.close()
+    assert (tmp_path / store.set_aside).read_bytes() == damaged
+    reopened = Store(path)
+    assert reopened.set_aside is None  # the new file is a good one
+    reopened.close()

@@ -110,3 +110,11 @@ def test_options_without_a_path_say_a_path_is_needed(capsys):
         launch_main(["--state", "/tmp/s.sqlite3"])
     assert stop.value.code == 2
     assert "give a PATH to follow" in capsys.readouterr().err
+
+
+def test_a_state_file_that_cannot_be_used_stops_before_the_screen(tmp_path, caplog):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("somebody's notes\n" * 40)
+    assert launch_main([str(tmp_path), "--state", str(notes)]) == 2
+    assert str(notes) in caplog.text
+    assert notes.read_text() == "somebody's notes\n" * 40

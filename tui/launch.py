@@ -54,14 +54,26 @@ def launch_main(argv: list[str]) -> int:
 
         return demo_main([])
 
-    from detector.cli import rules_or_exit, setup_logging
-    from detector.store import Store
+    from detector.cli import rules_or_exit, set_aside_message, setup_logging
+    from detector.model import Notice
+    from detector.store import Store, StoreError
 
     setup_logging(args.verbose)
     tune_gc()
     rules = rules_or_exit(args.rules)
     state = args.state or Store.default_path()
+    # Open the state once before the screen takes the terminal: a state file that
+    # cannot be used is a plain error message, and a corrupted one is set aside here,
+    # before the follower and the dashboard each open their own connection.
+    try:
+        store = Store(state)
+    except StoreError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+    store.close()
     app = follow_app(rules, args.paths, state, poll=args.poll, from_end=args.from_end)
+    if store.set_aside:
+        app.sink.on_notice(Notice("warning", set_aside_message(store)))
     run_app(app)
     return EXIT_OK
 
