@@ -21,7 +21,7 @@ from detector.follow import Follower
 from detector.model import Alert, BadLine, Notice
 from detector.rules import Rule, load_rules
 from detector.scan import scan_paths
-from detector.store import Store, StoreError
+from detector.store import FollowLock, Store, StoreError
 
 log = logging.getLogger("winlogwatch")
 
@@ -203,9 +203,12 @@ def follow_main(argv: list[str]) -> int:
     setup_logging(args.verbose)
 
     detector = Detector(rules_or_exit(args.rules))
+    lock = FollowLock(args.state)
     try:
+        lock.acquire()
         store = Store(args.state)
     except StoreError as error:
+        lock.release()
         log.error("%s", error)
         return EXIT_USAGE
     if store.set_aside:
@@ -233,6 +236,7 @@ def follow_main(argv: list[str]) -> int:
         return EXIT_OK
     finally:
         store.close()
+        lock.release()
 
     counters = detector.counters
     log.info(

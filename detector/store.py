@@ -24,6 +24,11 @@ import platformdirs
 
 from detector.model import Alert, Condition
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 STATUSES = ("open", "acknowledged", "closed")
 
 #: Elastic's reasons for closing an alert.
@@ -406,3 +411,56 @@ def _alert_from_row(row: tuple) -> Alert:
         seen_at=seen_at,
         store_id=store_id,
     )
+
+
+class FollowLock:
+    """Only one process follows with a given state file at a time.
+
+    Two followers on one state would both read every file and race on its
+    checkpoints. The lock is an advisory `flock` on `STATE.lock`, released by the
+    kernel when the process ends however it ends, so a kill -9 leaves nothing stale.
+    The dashboard's own triage connection needs no lock: it only changes statuses.
+    """
+
+    def __init__(self, state_path: str | os.PathLike):
+        self.state_path = os.fspath(state_path)
+        self.path = self.state_path + ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise `StoreError` naming the process that holds it."""
+        # Limitation: there is no flock on Windows; there two followers are not
+        # prevented (alerts are still stored once, by event key).
+        if fcntl is None:
+            return
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise StoreError(
+                f"cannot create the lock file {self.path}: {error}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(
+                f"another winlogwatch (pid {holder}) is following with the state file "
+                f"{self.state_path}; stop it, or give this one its own --state FILE"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FollowLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()

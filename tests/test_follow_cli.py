@@ -228,3 +228,30 @@ def test_a_corrupted_state_file_is_set_aside_with_a_warning_and_following_goes_o
     (old,) = tmp_path.glob("state.sqlite3.corrupt-*")
     assert old.read_bytes().startswith(b"SQLite format 3\x00torn by a crash")
     assert f"moved it to {old}".encode() in follow.stderr
+
+
+def test_a_second_follower_on_the_same_state_refuses_and_names_the_first(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "winlogbeat.ndjson").write_bytes(event(1))
+    state = str(tmp_path / "state.sqlite3")
+    first = Follow(str(logs), "--state", state)
+    try:
+        first.wait_for(lambda: first.ids() == [1])
+        second = subprocess.run(
+            [*winlogwatch_command(), "follow", str(logs), "--state", state],
+            capture_output=True,
+            timeout=30,
+        )
+        assert second.returncode == 2
+        assert f"pid {first.process.pid}".encode() in second.stderr
+        assert second.stdout == b""
+    finally:
+        assert first.finish() == 0
+
+    again = Follow(str(logs), "--state", state)  # the lock went with the first
+    try:
+        again.wait_for(lambda: b"following 1 file(s)" in again.stderr)
+    finally:
+        assert again.finish() == 0
+    assert again.ids() == []  # and the alert was not printed twice

@@ -118,3 +118,12 @@ def test_a_state_file_that_cannot_be_used_stops_before_the_screen(tmp_path, capl
     assert launch_main([str(tmp_path), "--state", str(notes)]) == 2
     assert str(notes) in caplog.text
     assert notes.read_text() == "somebody's notes\n" * 40
+
+
+def test_a_dashboard_on_a_state_another_process_follows_with_refuses(tmp_path, caplog):
+    from detector.store import FollowLock
+
+    state = tmp_path / "state.sqlite3"
+    with FollowLock(state):
+        assert launch_main([str(tmp_path), "--state", str(state)]) == 2
+    assert "is following with the state file" in caplog.text

@@ -56,7 +56,7 @@ def launch_main(argv: list[str]) -> int:
 
     from detector.cli import rules_or_exit, set_aside_message, setup_logging
     from detector.model import Notice
-    from detector.store import Store, StoreError
+    from detector.store import FollowLock, Store, StoreError
 
     setup_logging(args.verbose)
     tune_gc()
@@ -65,16 +65,22 @@ def launch_main(argv: list[str]) -> int:
     # Open the state once before the screen takes the terminal: a state file that
     # cannot be used is a plain error message, and a corrupted one is set aside here,
     # before the follower and the dashboard each open their own connection.
+    lock = FollowLock(state)
     try:
+        lock.acquire()
         store = Store(state)
     except StoreError as error:
+        lock.release()
         log.error("%s", error)
         return EXIT_USAGE
     store.close()
     app = follow_app(rules, args.paths, state, poll=args.poll, from_end=args.from_end)
     if store.set_aside:
         app.sink.on_notice(Notice("warning", set_aside_message(store)))
-    run_app(app)
+    try:
+        run_app(app)
+    finally:
+        lock.release()
     return EXIT_OK
 
 
