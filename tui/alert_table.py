@@ -31,6 +31,16 @@ ALERT_COLUMNS = (
 )
 
 
+#: Close reasons as analysts abbreviate them, so the status column stays narrow.
+REASON_SHORT = {
+    "false_positive": "FP",
+    "true_positive": "TP",
+    "benign_positive": "BP",
+    "duplicate": "dup",
+    "other": "other",
+}
+
+
 class AlertTable(VirtualTable):
     """The main screen's table of alerts."""
 
@@ -66,6 +76,9 @@ class AlertTable(VirtualTable):
             if status in ("acknowledged", "closed")
             else ""
         )
+        label = status
+        if status == "closed" and item.close_reason:
+            label = f"closed · {REASON_SHORT.get(item.close_reason, item.close_reason)}"
         return [
             Text(item.time),
             Text(item.host),
@@ -75,11 +88,11 @@ class AlertTable(VirtualTable):
             Text(item.source),
             Text(item.target),
             Text(item.access),
-            safe(status, status_style),
+            safe(label, status_style),
         ]
 
     def version(self, item: AlertRow) -> object:
-        return item.status
+        return item.status, item.close_reason
 
     def go_to_newest(self) -> None:
         """Cursor to the newest row, scrolled to the top: following again."""
