@@ -203,12 +203,17 @@ def follow_main(argv: list[str]) -> int:
     setup_logging(args.verbose)
 
     detector = Detector(rules_or_exit(args.rules))
+    # The state file first: one that cannot be used gets no lock file beside it.
     lock = FollowLock(args.state)
     try:
-        lock.acquire()
         store = Store(args.state)
     except StoreError as error:
-        lock.release()
+        log.error("%s", error)
+        return EXIT_USAGE
+    try:
+        lock.acquire()
+    except StoreError as error:
+        store.close()
         log.error("%s", error)
         return EXIT_USAGE
     if store.set_aside:

@@ -419,6 +419,8 @@ class FollowLock:
     Two followers on one state would both read every file and race on its
     checkpoints. The lock is an advisory `flock` on `STATE.lock`, released by the
     kernel when the process ends however it ends, so a kill -9 leaves nothing stale.
+    The lock file itself stays (deleting a flock file races with the next taker);
+    the pid in it is only for the message.
     The dashboard's own triage connection needs no lock: it only changes statuses.
     """
 

@@ -209,6 +209,7 @@ def test_a_state_file_that_cannot_be_opened_is_named_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert str(notes).encode() in result.stderr
     assert result.stdout == b""
+    assert not notes.with_name("notes.txt.lock").exists()  # nothing left beside it
 
 
 def test_a_corrupted_state_file_is_set_aside_with_a_warning_and_following_goes_on(

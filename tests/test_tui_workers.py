@@ -118,6 +118,7 @@ def test_a_state_file_that_cannot_be_used_stops_before_the_screen(tmp_path, capl
     assert launch_main([str(tmp_path), "--state", str(notes)]) == 2
     assert str(notes) in caplog.text
     assert notes.read_text() == "somebody's notes\n" * 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no lock
 
 
 def test_a_dashboard_on_a_state_another_process_follows_with_refuses(tmp_path, caplog):

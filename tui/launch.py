@@ -67,13 +67,12 @@ def launch_main(argv: list[str]) -> int:
     # before the follower and the dashboard each open their own connection.
     lock = FollowLock(state)
     try:
-        lock.acquire()
         store = Store(state)
+        store.close()
+        lock.acquire()  # after the state proved usable: no lock file beside junk
     except StoreError as error:
-        lock.release()
         log.error("%s", error)
         return EXIT_USAGE
-    store.close()
     app = follow_app(rules, args.paths, state, poll=args.poll, from_end=args.from_end)
     if store.set_aside:
         app.sink.on_notice(Notice("warning", set_aside_message(store)))
