@@ -49,16 +49,14 @@ class Detector:
         shape, view = to_ecs(obj)
         counters.shapes[shape] += 1
 
-        alerts = []
-        for rule in self.rules:
-            if rule.query.matches(view):
-                # The line as written, less its line ending and the file's BOM.
-                text = raw.data.decode("utf-8", errors="replace")
-                text = text.removeprefix("\ufeff").removesuffix("\r")
-                alerts.append(
-                    build_alert(
-                        rule, view, text, path, raw.offset, raw.number, origin, shape
-                    )
-                )
-        counters.alerts += len(alerts)
-        return alerts
+        matched = [rule for rule in self.rules if rule.query.matches(view)]
+        if not matched:
+            return []
+        # The line as written, less its line ending and the file's BOM.
+        text = raw.data.decode("utf-8", errors="replace")
+        text = text.removeprefix("\ufeff").removesuffix("\r")
+        counters.alerts += len(matched)
+        return [
+            build_alert(rule, view, text, path, raw.offset, raw.number, origin, shape)
+            for rule in matched
+        ]

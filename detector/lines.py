@@ -127,7 +127,7 @@ def decode(raw: RawLine) -> tuple[Any, bool]:
         data = data[3:]
     if data.endswith(b"\r"):
         data = data[:-1]
-    if not data.strip():
+    if not data or data.isspace():  # no copy of the line, unlike strip()
         return None, False
 
     repaired = False
