@@ -37,6 +37,12 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
         help="also load the *.toml rules in DIR (repeatable)",
     )
     parser.add_argument(
+        "--every-line",
+        action="store_true",
+        help="parse every line, not only those that hold a rule's strings: slower, "
+        "but every malformed line is reported",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="say more on stderr"
     )
 
@@ -95,7 +101,7 @@ def scan_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
 
-    detector = Detector(rules_or_exit(args.rules))
+    detector = Detector(rules_or_exit(args.rules), args.every_line)
     out = sys.stdout.buffer
 
     def on_alert(alert: Alert) -> None:
@@ -115,13 +121,15 @@ def scan_main(argv: list[str]) -> int:
     )
     log.info(
         "scanned %d file(s): %d lines, %d events, %d alerts, %d unusable lines, "
-        "%d repaired (bad UTF-8); shapes: %s",
+        "%d repaired (bad UTF-8); %d lines not parsed (no rule could match them); "
+        "shapes: %s",
         len(result.files),
         counters.lines,
         counters.events,
         counters.alerts,
         counters.bad,
         counters.repaired,
+        counters.skipped,
         shapes or "none",
     )
     if not result.files:
@@ -140,7 +148,8 @@ class _PrintSink:
     def on_alerts(self, alerts: list[Alert]) -> None:
         # Limitation: alerts are stored before they are printed, so a kill -9
         # between the two leaves them out of stdout (never twice); the state file
-        # holds every one.
+        # holds every one. On a full state disk they are printed unstored (see
+        # `Follower._commit`).
         self.out.write(b"".join(dump(alert.document) for alert in alerts))
         # One flush per batch: a reader of the pipe sees each alert as it is found.
         self.out.flush()
@@ -169,7 +178,8 @@ def follow_main(argv: list[str]) -> int:
         description="Follow files as they grow and print each alert as a JSON line "
         "the moment its line is complete, until SIGINT or SIGTERM.",
         epilog="Exit status: 0 stopped by a signal, 1 the state file failed while "
-        "following, 2 usage error or the state file cannot be opened.",
+        "following, 2 usage error or the state file cannot be opened or written "
+        "(read-only, or no room to open it).",
     )
     parser.add_argument(
         "paths", nargs="+", metavar="PATH", help="file, directory or glob to follow"
@@ -202,7 +212,7 @@ def follow_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
 
-    detector = Detector(rules_or_exit(args.rules))
+    detector = Detector(rules_or_exit(args.rules), args.every_line)
     # The state file first: one that cannot be used gets no lock file beside it.
     lock = FollowLock(args.state)
     try:

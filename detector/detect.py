@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from detector.alerts import build_alert
-from detector.lines import LineError, RawLine, decode
+from detector.lines import Block, LineError, RawLine, decode
 from detector.model import Alert, BadLine
+from detector.prefilter import Prefilter
 from detector.rules import Rule
-from detector.shapes import to_ecs
+from detector.shapes import MADE_UP_FIELDS, to_ecs
 
 
 @dataclass(slots=True)
@@ -21,15 +23,72 @@ class Counters:
     alerts: int = 0
     bad: int = 0
     repaired: int = 0
+    skipped: int = 0  # lines the prefilter let go unparsed: no rule could match
     shapes: Counter = field(default_factory=Counter)
 
 
 class Detector:
-    """Evaluate every loaded rule on every line handed to it."""
+    """Evaluate every loaded rule on every line handed to it.
 
-    def __init__(self, rules: list[Rule]):
+    With `every_line` false, blocks of lines go through a `Prefilter` first and
+    only its candidates are parsed; see that module for what it lets go.
+    """
+
+    def __init__(self, rules: list[Rule], every_line: bool = False):
         self.rules = rules
         self.counters = Counters()
+        self.prefilter = (
+            None if every_line else Prefilter.for_rules(rules, MADE_UP_FIELDS)
+        )
+
+    def check_lines(
+        self,
+        items: Iterable[RawLine | Block],
+        path: str,
+        origin: str,
+        alerts: list[Alert],
+        bad: list[BadLine],
+    ) -> None:
+        """Check what `LineSplitter.feed_blocks` gave; add to `alerts` and `bad`."""
+        for item in items:
+            if type(item) is Block:
+                self._check_block(item, path, origin, alerts, bad)
+                continue
+            outcome = self.check(item, path, origin)
+            if type(outcome) is BadLine:
+                bad.append(outcome)
+            else:
+                alerts.extend(outcome)
+
+    def _check_block(
+        self,
+        block: Block,
+        path: str,
+        origin: str,
+        alerts: list[Alert],
+        bad: list[BadLine],
+    ) -> None:
+        data = block.data
+        if self.prefilter is None:
+            starts = _line_starts(data)
+        else:
+            starts = self.prefilter.candidates(data)
+            let_go = block.lines - len(starts)
+            counters = self.counters
+            counters.lines += let_go
+            counters.events += let_go
+            counters.skipped += let_go
+        number, position = block.number, 0
+        for start in starts:
+            number += data.count(b"\n", position, start)
+            position = start
+            end = data.index(b"\n", start)
+            raw = RawLine(number, block.offset + start, data[start:end])
+            outcome = self.check(raw, path, origin)
+            if type(outcome) is BadLine:
+                bad.append(outcome)
+            else:
+                alerts.extend(outcome)
 
     def check(self, raw: RawLine, path: str, origin: str) -> list[Alert] | BadLine:
         """Evaluate one line of `path`. `origin` identifies the file (see event_key)."""
@@ -60,3 +119,14 @@ class Detector:
             build_alert(rule, view, text, path, raw.offset, raw.number, origin, shape)
             for rule in matched
         ]
+
+
+def _line_starts(data: bytes) -> list[int]:
+    """Offsets of every line in a block of whole lines."""
+    starts = [0]
+    find = data.find
+    position = find(b"\n")
+    while position != len(data) - 1:
+        starts.append(position + 1)
+        position = find(b"\n", position + 1)
+    return starts

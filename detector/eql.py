@@ -35,7 +35,7 @@ class Query:
     fields: list[str]
     _predicate: Predicate = field(repr=False, compare=False)
     _leaves: list[Leaf] = field(repr=False, compare=False)
-    _literals: eql_literals.Groups = field(repr=False, compare=False)
+    _root: Leaf | Node = field(repr=False, compare=False)
 
     def matches(self, event: dict) -> bool:
         """Whether the event is of the query's category and meets its condition."""
@@ -59,14 +59,16 @@ class Query:
             )
         return conditions
 
-    def literals(self) -> list[list[str]]:
+    def literals(self, unless: frozenset[str] = frozenset()) -> list[list[str]]:
         """Lower-case strings the JSON text of every matching event contains.
 
         Each inner list is a set of alternatives, one of which is always present;
         [] when nothing safe can be said. Derived from the condition only (not the
-        category, which a later stage may fill in).
+        category, which a later stage may fill in). Comparisons on the fields in
+        `unless` give nothing: a caller looking at text other than the event's
+        own JSON names the fields whose values that text need not hold.
         """
-        return [list(group) for group in self._literals]
+        return eql_literals.unique_groups(_literal_groups(self._root, unless))
 
 
 def compile_query(text: str) -> Query:
@@ -92,7 +94,7 @@ def compile_query(text: str) -> Query:
         fields=list(dict.fromkeys(compiler.fields)),
         _predicate=predicate,
         _leaves=compiler.leaves,
-        _literals=eql_literals.unique_groups(_literal_groups(root)),
+        _root=root,
     )
 
 
@@ -153,11 +155,13 @@ def _any(parts: list[Predicate]) -> Predicate:
     return lambda event: head(event) or tail(event)
 
 
-def _literal_groups(node: Leaf | Node) -> eql_literals.Groups:
+def _literal_groups(node: Leaf | Node, unless: frozenset[str]) -> eql_literals.Groups:
     if isinstance(node, Leaf):
-        return node.literals
+        return [] if node.field in unless else node.literals
     if node.kind == "and":
-        return [group for child in node.children for group in _literal_groups(child)]
+        return [
+            group for child in node.children for group in _literal_groups(child, unless)
+        ]
     if node.kind == "or":
-        return eql_literals.either([_literal_groups(c) for c in node.children])
+        return eql_literals.either([_literal_groups(c, unless) for c in node.children])
     return []

@@ -176,14 +176,10 @@ class Compiler:
         if operator.startswith("regex"):
             try:
                 check = eql_ops.regex_check(patterns, fold)
-            except (re.error, OverflowError, RecursionError) as exc:
-                # Python's own limits (repeat counts, group nesting) refuse it too.
-                bad = _first_bad_regex(constants)
-                raise error_at(
-                    bad.token, f"invalid regular expression: {exc}"
-                ) from None
+            except eql_ops.RegexError as exc:
+                raise error_at(constants[exc.index].token, str(exc)) from None
             literals = []
-            # IGNORECASE does the folding; lower-casing first could change lengths.
+            # RE2 does the folding; lower-casing first could change lengths.
             test = eql_ops.text_test(check, fold=False)
         else:
             lowered = [pattern.lower() for pattern in patterns] if fold else patterns
@@ -344,15 +340,6 @@ def _written(constants: list[_Constant]) -> str:
     if len(constants) == 1:
         return constants[0].written
     return "(" + ", ".join(item.written for item in constants) + ")"
-
-
-def _first_bad_regex(constants: list[_Constant]) -> _Constant:
-    for item in constants:
-        try:
-            re.compile(item.text)
-        except (re.error, OverflowError, RecursionError):
-            return item
-    return constants[0]
 
 
 def _first_token(tree: Tree) -> Token:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import re2
+
 Test = Callable[[Sequence[Any]], bool]
 TextCheck = Callable[[str], Any]
 
@@ -210,19 +212,78 @@ def wildcard_check(patterns: Sequence[str]) -> TextCheck:
     return _first_of(checks)
 
 
+class RegexError(ValueError):
+    """A rule's regular expression that cannot be used; `index` says which one."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
 def regex_check(patterns: Sequence[str], fold: bool) -> TextCheck:
     """Whole-value regular-expression match against any of `patterns`.
 
-    Raises re.error for a pattern Python cannot compile.
+    The match runs on RE2, in time linear in the value: a rule's `(a+)+b` cannot
+    stall on an attacker's `aaaa…c`, as it can with a backtracking engine such as
+    Python's `re` (Lucene, behind Elasticsearch, runs regexps as automata too).
+    Raises `RegexError` for a pattern that cannot be used.
     """
-    # Limitation: Python `re` stands in for Lucene's regexp syntax; they agree on
-    # common patterns but differ in corners (Lucene's `<1-10>`, `@`, `&`, `~`,
-    # character classes, and its lack of lazy quantifiers and anchors).
-    # Limitation: a rule's own backtracking regex (`(a+)+b`) can take exponential
-    # time on a hostile value; Lucene runs regexps as automata and cannot.
-    flags = re.DOTALL | (re.IGNORECASE if fold else 0)
+    # Limitation: RE2's syntax (Perl's, like Python's) stands in for Lucene's;
+    # they agree on common patterns but differ in corners (Lucene's `<1-10>`,
+    # `@`, `&`, `~`, character classes, and its lack of lazy quantifiers and
+    # anchors). `\w`, `\d`, `\s` are ASCII-only in both.
+    options = re2.Options()
+    options.dot_nl = True  # DOTALL: Lucene's `.` takes a newline too
+    options.case_sensitive = not fold
+    options.never_capture = True  # only whether it matches is asked
+    options.log_errors = False  # RE2 would print refused patterns on stderr
+    for index, pattern in enumerate(patterns):
+        _check_regex(pattern, options, index)
     joined = "|".join(f"(?:{pattern})" for pattern in patterns)
-    return re.compile(joined, flags).fullmatch
+    try:
+        fullmatch = re2.compile(joined, options).fullmatch
+    except re2.error as error:  # each fits RE2's memory budget, all together not
+        raise RegexError(_re2_message(error), 0) from None
+
+    def check(text: str) -> bool:
+        try:
+            return fullmatch(text) is not None
+        except UnicodeEncodeError:
+            # Half a surrogate pair has no UTF-8 form for RE2: match it as U+FFFD.
+            return fullmatch(_without_lone_surrogates(text)) is not None
+
+    return check
+
+
+def _check_regex(pattern: str, options: re2.Options, index: int) -> None:
+    """Refuse a pattern RE2 cannot run, or Python's `re` cannot parse."""
+    try:
+        re2.compile(pattern, options)
+    except re2.error as error:
+        raise RegexError(_re2_message(error), index) from None
+    # RE2 silently reads a repeat count it cannot take (`a{4294967296}`) as the
+    # literal text `{4294967296}`; Python's parser refuses it, as Lucene does.
+    try:
+        re.compile(pattern)
+    except (re.error, OverflowError, RecursionError) as error:
+        raise RegexError(f"invalid regular expression: {error}", index) from None
+
+
+def _re2_message(error: Exception) -> str:
+    detail = error.args[0] if error.args else ""
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    message = f"invalid regular expression: {detail}"
+    if "perl operator" in detail or re.search(r"escape sequence: \\[1-9]", detail):
+        message += (
+            " (backreferences and lookaround are not supported: regexes run as"
+            " automata, as in Elasticsearch)"
+        )
+    return message
+
+
+def _without_lone_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def starts_with(prefixes: Sequence[str]) -> TextCheck:

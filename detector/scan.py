@@ -67,17 +67,30 @@ def scan_stream(
 ) -> None:
     """Run every line of an open binary stream through the detector."""
     splitter = LineSplitter()
-    check = detector.check
+    alerts: list[Alert] = []
+    bad: list[BadLine] = []
     while chunk := stream.read(CHUNK_BYTES):
-        for raw in splitter.feed(chunk):
-            _deliver(check(raw, path, origin), on_alert, on_bad_line)
-    for raw in splitter.flush():
-        _deliver(check(raw, path, origin), on_alert, on_bad_line)
+        detector.check_lines(splitter.feed_blocks(chunk), path, origin, alerts, bad)
+        _deliver(alerts, bad, on_alert, on_bad_line)
+    detector.check_lines(splitter.flush(), path, origin, alerts, bad)
+    _deliver(alerts, bad, on_alert, on_bad_line)
 
 
-def _deliver(outcome, on_alert, on_bad_line) -> None:
-    if isinstance(outcome, BadLine):
-        on_bad_line(outcome)
+def _deliver(alerts: list[Alert], bad: list[BadLine], on_alert, on_bad_line) -> None:
+    """Hand on, in file order, what one chunk gave; leave both lists empty."""
+    # Alerts and bad lines of one chunk come in two lists; merge them by offset
+    # so a reader of stderr and stdout together sees them as the file has them.
+    if bad and alerts:
+        for item in sorted(alerts + bad, key=_offset_of):
+            (on_bad_line if type(item) is BadLine else on_alert)(item)
     else:
-        for alert in outcome:
+        for line in bad:
+            on_bad_line(line)
+        for alert in alerts:
             on_alert(alert)
+    alerts.clear()
+    bad.clear()
+
+
+def _offset_of(item: Alert | BadLine) -> int:
+    return item.offset

@@ -41,6 +41,12 @@ SHAPES: dict[str, str] = {
     "unknown": "no known layout: passed on as is, nothing derived",
 }
 
+#: Fields whose values the mapping makes up (from the event id, or reformatted)
+#: rather than copies from the event: a line's text need not hold them.
+MADE_UP_FIELDS = frozenset(
+    {"event.category", "event.type", "event.module", "event.kind", "@timestamp"}
+)
+
 # Top-level keys that, beside an EventID, mark an NXLog/Logstash flat record.
 _FLAT_MARKERS = frozenset(
     {"Channel", "SourceName", "Hostname", "ProviderGuid", "RecordNumber", "SourceImage"}

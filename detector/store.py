@@ -45,6 +45,9 @@ BUSY_TIMEOUT_MS = 10_000
 
 SCHEMA_VERSION = 1
 
+#: Free space below which an I/O error on the state file is taken for a full disk.
+_LOW_SPACE_BYTES = 64 * 1024
+
 #: What SQLite says of a file that is not (or no longer) a database.
 _CORRUPTED = ("file is not a database", "database disk image is malformed")
 
@@ -105,6 +108,12 @@ class StoreError(Exception):
     """The state file cannot be used; the message names it and says what to do."""
 
 
+class StoreFull(StoreError):
+    """A write found no room (the disk holding the state file is full, or SQLite's
+    size limit was reached). SQLite rolled it back: nothing stored was changed, and
+    the same write may succeed once there is room again."""
+
+
 @dataclass(slots=True)
 class Checkpoint:
     """How far one file has been read, and how to recognise that file again.
@@ -137,6 +146,11 @@ class Store:
         self._synchronous = ""
         #: Where a corrupted state file was moved before a new one was started.
         self.set_aside: str | None = None
+        #: Checkpoints to drop, whose DELETE found the disk full: done with the
+        #: next commit that succeeds.
+        self._unforgotten: set[str] = set()
+        if self.path != ":memory:":
+            self._refuse_read_only()
         self._db = self._connect()
         try:
             self._setup()
@@ -178,6 +192,57 @@ class Store:
         except OSError:
             return False
 
+    def _refuse_read_only(self) -> None:
+        """Refuse a state file (or folder) this process may not write, before SQLite
+        touches it.
+
+        SQLite would open a read-only file read-only without a word, create its
+        -wal and -shm files beside it with the same read-only mode (which then stay
+        in the way after the file is fixed), and fail at the first write. Refusing
+        here leaves everything on disk as it was.
+        """
+        path = os.path.abspath(self.path)
+        # O_RDWR without O_CREAT, as SQLite asks: the kernel's answer covers modes,
+        # ACLs, `chattr +i` and read-only mounts alike. (No O_NONBLOCK on Windows.)
+        flags = os.O_RDWR | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        for name in (path, path + "-wal", path + "-shm"):
+            try:
+                fd = os.open(name, flags)
+            except (FileNotFoundError, IsADirectoryError):
+                continue  # not there yet; or not a file, which SQLite reports
+            except OSError as error:
+                raise self._read_only(error.strerror or str(error), name) from None
+            os.close(fd)
+
+        # The folder must take new files: SQLite keeps its -wal and -shm beside the
+        # state file. Where the folder does not exist yet, its nearest ancestor
+        # must let it be made.
+        folder = os.path.dirname(path)
+        while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            read_only_mount = hasattr(os, "statvfs") and (
+                os.statvfs(folder).f_flag & os.ST_RDONLY
+            )
+            raise StoreError(
+                f"cannot write in {folder}, where the state file {self.path} and "
+                "the -wal and -shm files SQLite keeps beside it live ("
+                + ("a read-only file system" if read_only_mount else "not writable")
+                + "). Nothing was changed. Make the folder writable, or choose "
+                "another state file with --state FILE."
+            )
+
+    def _read_only(self, reason: str, name: str | None = None) -> StoreError:
+        which = f"the state file {self.path}"
+        if name and os.path.abspath(name) != os.path.abspath(self.path):
+            which = f"{name}, beside the state file {self.path},"
+        return StoreError(
+            f"{which} is read-only for this process ({reason}); winlogwatch must "
+            "write checkpoints, alerts and triage there. Nothing was changed. Make "
+            "it writable (owner, mode, or mount), or choose another state file with "
+            "--state FILE."
+        )
+
     def _connect(self) -> sqlite3.Connection:
         try:
             folder = os.path.dirname(os.path.abspath(self.path))
@@ -211,17 +276,51 @@ class Store:
                 f"written by a newer winlogwatch (schema {version}, this one knows "
                 f"{SCHEMA_VERSION})"
             )
-        with self._transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:
+            with self._transaction():
+                if version < SCHEMA_VERSION:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                # Written even when unchanged: SQLite opens a file it may not write
+                # read-only without a word, and a write is where it says so.
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as error:
+            # No room for even this write is no reason not to start on a state
+            # file that is ready: the follower holds what it cannot store.
+            if version < SCHEMA_VERSION or not self._no_room(error):
+                raise
 
     def _error(self, doing: str, error: Exception) -> StoreError:
+        code = _code(error)
+        if self._no_room(error):
+            return StoreFull(
+                f"{doing} the state file {self.path}: {error} (no room left on the "
+                "disk that holds it). Nothing stored was lost; free space there, or "
+                "choose another state file with --state FILE."
+            )
+        if code == sqlite3.SQLITE_READONLY:
+            return self._read_only(str(error))
         return StoreError(
             f"{doing} the state file {self.path}: {error}. Check that it is a "
             "winlogwatch state file you may write, or choose another with --state FILE."
         )
+
+    def _no_room(self, error: Exception) -> bool:
+        # A write that ran out of room says SQLITE_FULL; growing the -shm index
+        # on a full disk says only "disk I/O error".
+        code = _code(error)
+        return code == sqlite3.SQLITE_FULL or (
+            code == sqlite3.SQLITE_IOERR and self._disk_full()
+        )
+
+    def _disk_full(self) -> bool:
+        """Whether the disk holding the state file has (next to) no room left."""
+        try:
+            info = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except (OSError, AttributeError):  # statvfs: not on Windows
+            return False
+        return info.f_bavail * info.f_frsize < _LOW_SPACE_BYTES
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -231,10 +330,16 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # After SQLITE_FULL or an I/O error SQLite may have rolled back on its
+            # own; a COMMIT that failed may have left the transaction open.
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error that got us here is the one to report
             raise
-        db.execute("COMMIT")
 
     def _sync(self, durable: bool) -> None:
         # A transaction that stores alerts is synced before they are handed on, so a
@@ -262,12 +367,18 @@ class Store:
 
         An alert whose (key, rule_id) is already stored is skipped. Returns the
         alerts that were new, with `store_id` set: only those are to be shown.
+        Raises `StoreFull` when there is no room: then nothing was written.
         """
         now = time.time()
         ids: list[int | None] = []
+        unforgotten = sorted(self._unforgotten)
         try:
             self._sync(durable=bool(alerts))
             with self._transaction() as db:
+                db.executemany(
+                    "DELETE FROM checkpoints WHERE identity = ?",
+                    [(identity,) for identity in unforgotten],
+                )
                 for alert in alerts:
                     row = db.execute(_INSERT_ALERT, _alert_row(alert)).fetchone()
                     ids.append(row[0] if row else None)
@@ -288,6 +399,7 @@ class Store:
                 )
         except sqlite3.Error as error:
             raise self._error("cannot write", error) from None
+        self._unforgotten.difference_update(unforgotten)
 
         new = []
         for alert, store_id in zip(alerts, ids, strict=True):
@@ -297,12 +409,39 @@ class Store:
         return new
 
     def forget(self, identity: str) -> None:
-        """Drop the checkpoint of a file that is gone."""
+        """Drop the checkpoint of a file that is gone.
+
+        On a full disk the checkpoint is dropped by the next commit that succeeds
+        instead: a stale checkpoint costs nothing while this store runs.
+        """
         try:
             with self._transaction() as db:
                 db.execute("DELETE FROM checkpoints WHERE identity = ?", (identity,))
         except sqlite3.Error as error:
-            raise self._error("cannot write", error) from None
+            failure = self._error("cannot write", error)
+            if not isinstance(failure, StoreFull):
+                raise failure from None
+            # Limitation: if the follower stops before a commit succeeds, the next
+            # start finds this checkpoint and may report bytes of the deleted file
+            # as never read (those read while the disk was full).
+            self._unforgotten.add(identity)
+        else:
+            self._unforgotten.discard(identity)
+
+    def stored_keys(self, alerts: list[Alert]) -> set[tuple[str, str]]:
+        """Which of `alerts` are already stored, as (key, rule_id); reads only, so
+        it answers on a full disk too."""
+        wanted = {(alert.key, alert.rule_id) for alert in alerts}
+        try:
+            return {
+                pair
+                for pair in wanted
+                if self._db.execute(
+                    "SELECT 1 FROM alerts WHERE key = ? AND rule_id = ?", pair
+                ).fetchone()
+            }
+        except sqlite3.Error as error:
+            raise self._error("cannot read", error) from None
 
     def load_alerts(self, limit: int | None = None) -> list[Alert]:
         """Stored alerts, oldest first; with `limit`, only the newest `limit`."""
@@ -354,6 +493,12 @@ class Store:
     def close(self) -> None:
         """Close the connection; committed work is already on disk."""
         self._db.close()
+
+
+def _code(error: Exception) -> int | None:
+    """SQLite's primary result code of an error (SQLITE_FULL, ...), if it has one."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
 
 
 def _to_json(value: Any) -> str:

@@ -131,12 +131,24 @@ def test_each_kind_of_bad_line_is_counted_and_named(tmp_path):
     deep = b'{"a":' * 80 + b"1" + b"}" * 80
     path = tmp_path / "bad.ndjson"
     path.write_bytes(b"\n".join([b"not json", b"[1,2]", deep, hit]) + b"\n")
-    result = run_winlogwatch("scan", str(path))
+    result = run_winlogwatch("scan", "--every-line", str(path))
     stderr = result.stderr.decode()
     assert f"{path}:1: not JSON" in stderr
     assert f"{path}:2: JSON list, not an object" in stderr
     assert f"{path}:3: JSON nested deeper than" in stderr
     assert "3 unusable lines" in stderr
+    assert len(alerts_of(result)) == 1
+
+    # Without --every-line the prefilter parses a line only if a rule could match
+    # it or its outline is not one object's: the deep line, `{...}` and holding
+    # none of the rule's strings, is let go unparsed (detector/prefilter.py).
+    result = run_winlogwatch("scan", str(path))
+    stderr = result.stderr.decode()
+    assert f"{path}:1: not JSON" in stderr
+    assert f"{path}:2: JSON list, not an object" in stderr
+    assert f"{path}:3:" not in stderr
+    assert "2 unusable lines" in stderr
+    assert "1 lines not parsed" in stderr
     assert len(alerts_of(result)) == 1
 
 

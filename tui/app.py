@@ -165,12 +165,22 @@ class WinlogwatchApp(App[None]):
             store.set_status(store_id, status, reason)
         except Exception as error:
             # One failed write is reported; the worker lives on for the next.
+            # Limitation: the table keeps showing the status that was not saved
+            # (a full disk, say) until it is set again or the dashboard restarts.
             message = f"Triage of alert {store_id} was not saved: {error}"
             self.sink.on_notice(Notice("error", message))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
-        if event.state == WorkerState.ERROR:
+        if event.state == WorkerState.ERROR and worker.group == "export":
+            self.notify(
+                f"Nothing was written to {worker.name}: {worker.error}",
+                title="Export failed",
+                severity="error",
+                timeout=30,
+                markup=False,
+            )
+        elif event.state == WorkerState.ERROR:
             self.notify(
                 f"{worker.name} stopped: {type(worker.error).__name__}: {worker.error}",
                 title="Background work failed",
@@ -231,6 +241,8 @@ class WinlogwatchApp(App[None]):
         if self.store_path is not None and store_id is not None:
             self._triage_queue.put((store_id, status, reason))
         elif self.store_path is not None:
+            # Limitation: an alert shown while the state file was full has no store
+            # id here, even once the follower stored it later.
             self.notify(
                 "This alert is not in the state database; its status will not "
                 "survive a restart.",

@@ -74,7 +74,7 @@ def demo_main(argv: list[str]) -> int:
     tune_gc()
     rules = rules_or_exit(args.rules)
     with replayed_folder(args.speed) as (logs, state):
-        app = follow_app(rules, [str(logs)], str(state))
+        app = follow_app(rules, [str(logs)], str(state), every_line=args.every_line)
         app.title = "winlogwatch demo"
         run_app(app)
     return 0

@@ -7,6 +7,7 @@ injection: an attacker who controls a process name must not control a formula.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Iterable
@@ -50,11 +51,24 @@ def suggested_path(now: float, folder: str = ".") -> str:
 
 
 def export(rows: Iterable[AlertRow], path: str) -> int:
-    """Write `rows` to `path`, CSV if it ends in .csv, else NDJSON; count them."""
+    """Write `rows` to `path`, CSV if it ends in .csv, else NDJSON; count them.
+
+    The file is written beside `path` and renamed into place when complete: a
+    full disk or any other failure leaves no half-written export, and a file
+    already at `path` as it was. Raises `OSError` saying what failed.
+    """
     path = os.path.expanduser(path)
-    if path.lower().endswith(".csv"):
-        return _write_csv(rows, path)
-    return _write_ndjson(rows, path)
+    write = _write_csv if path.lower().endswith(".csv") else _write_ndjson
+    partial = f"{path}.partial-{os.getpid()}"
+    try:
+        count = write(rows, partial)
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        # Named by the path the analyst typed, not by the temporary one.
+        raise OSError(error.errno, error.strerror, path) from None
+    return count
 
 
 def _write_ndjson(rows: Iterable[AlertRow], path: str) -> int:

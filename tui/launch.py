@@ -73,7 +73,14 @@ def launch_main(argv: list[str]) -> int:
     except StoreError as error:
         log.error("%s", error)
         return EXIT_USAGE
-    app = follow_app(rules, args.paths, state, poll=args.poll, from_end=args.from_end)
+    app = follow_app(
+        rules,
+        args.paths,
+        state,
+        poll=args.poll,
+        from_end=args.from_end,
+        every_line=args.every_line,
+    )
     if store.set_aside:
         app.sink.on_notice(Notice("warning", set_aside_message(store)))
     try:
@@ -117,12 +124,12 @@ def tune_gc() -> None:
 GC_THRESHOLDS = (20_000, 20, 20)
 
 
-def follow_app(rules, paths, state, *, poll=False, from_end=False):
+def follow_app(rules, paths, state, *, poll=False, from_end=False, every_line=False):
     """The dashboard on a follower of `paths`, storing alerts and triage in `state`."""
     from detector.detect import Detector
     from tui.app import WinlogwatchApp
 
-    detector = Detector(rules)
+    detector = Detector(rules, every_line)
     run = FollowerRun(paths, detector, state, poll=poll, from_end=from_end)
     return WinlogwatchApp(
         rules,
