@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import orjson
+from bench_env import cpu_seconds, peak_rss_mib
 
 REPO = Path(__file__).resolve().parent.parent
 CASE = REPO / "tests" / "data" / "cases" / "semantics.ndjson"
@@ -64,15 +65,10 @@ class Follower:
                 self.ready.set()
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1]
-        utime, stime = fields.split()[11:13]
-        return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return peak_rss_mib(self.process.pid)
 
     def stop(self) -> int:
         self.process.terminate()

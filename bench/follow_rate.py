@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from bench_env import describe, winlogwatch_command
+from bench_env import cpu_seconds, describe, peak_rss_mib, winlogwatch_command
 from corpus import LineSource
 
 GROWTH_ALLOWED = 0.25  # seconds the last quarter's median may exceed the first's
@@ -92,15 +92,10 @@ class Follower:
         return seen
 
     def cpu_seconds(self) -> float:
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        utime, stime = stat.rsplit(")", 1)[1].split()[11:13]
-        return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return peak_rss_mib(self.process.pid)
 
     def alive(self) -> bool:
         return self.process.poll() is None
