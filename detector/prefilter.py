@@ -11,7 +11,7 @@ required string from a byte search, or whenever it may not be a well-formed
 event (so that bad lines are still reported). A line is a *candidate* when:
 
 - for some rule, it holds one alternative of each of that rule's most selective
-  literal groups (in any order, ASCII case ignored);
+  literal groups (anywhere on the line, ASCII case ignored);
 - it holds a `\\u00XX` escape of a printable ASCII character (`\\u006csass` is
   `lsass`; required strings are ASCII, so no other escape can hide one);
 - its outline is not that of one JSON object: it does not start with `{` or end
@@ -38,7 +38,6 @@ and so turns the prefilter off; so does Hyperscan not being installed.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterable
 
@@ -51,8 +50,8 @@ try:  # Wheels exist for Linux and macOS; elsewhere every line is parsed.
 except ImportError:  # pragma: no cover - depends on the platform
     hyperscan = None
 
-#: Literal groups per rule that Hyperscan looks for together on one line. More
-#: would be more selective, but the pattern grows with their permutations.
+#: Literal groups per rule that Hyperscan looks for. More would be more selective,
+#: but every occurrence of every string costs a call back into Python.
 MAX_GROUPS = 3
 
 # Each of these makes a line a candidate whatever the rules (see above).
@@ -77,19 +76,37 @@ _NUMBERISH = frozenset("0123456789.e+-infa")
 class Prefilter:
     """Candidate lines of a block, for a fixed set of rules. Build with `for_rules`.
 
+    Each chosen literal group is its own Hyperscan pattern, a plain set of
+    strings; the lines that hold one of every group of some rule are found here,
+    by intersecting the lines each group was seen on. Chaining the groups in one
+    pattern (`a[^\\n]*b|b[^\\n]*a`) was faster, but Hyperscan 5.4 (the wheel's
+    Vectorscan) missed such caseless patterns with alternatives once the strings
+    lay some 30 bytes apart: tests/test_prefilter.py keeps that line.
+
     Not thread-safe: Hyperscan's scratch space belongs to the database, so give
     each thread its own (each `Detector` builds one).
     """
 
-    def __init__(self, patterns: list[bytes], caseless: list[bool]):
+    def __init__(self, needs: list[list[list[str]]]):
+        """`needs`: per rule, the groups a line must hold one string of each of."""
+        literal_sets: dict[tuple[str, ...], int] = {}
+        self._needs: list[list[int]] = []
+        for groups in needs:
+            ids = [literal_sets.setdefault(tuple(g), len(literal_sets)) for g in groups]
+            self._needs.append(ids)
+        patterns = [b"|".join(map(_escaped, group)) for group in literal_sets]
+        self._first_always = len(patterns)
+        patterns += _ALWAYS
+        flags = [hyperscan.HS_FLAG_CASELESS] * self._first_always
+        flags += [0] * len(_ALWAYS)
         self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._database.compile(
             expressions=patterns,
             ids=list(range(len(patterns))),
             elements=len(patterns),
-            flags=[hyperscan.HS_FLAG_CASELESS if fold else 0 for fold in caseless],
+            flags=flags,
         )
-        self._ends: list[int] = []
+        self._matches: list[tuple[int, int]] = []
 
     @classmethod
     def for_rules(
@@ -102,7 +119,7 @@ class Prefilter:
         if hyperscan is None:
             log.debug("hyperscan is not installed: every line is parsed")
             return None
-        patterns = []
+        needs = []
         for rule in rules:
             groups = [
                 group
@@ -112,57 +129,45 @@ class Prefilter:
             if not groups:
                 log.debug("rule %r names no literal: every line is parsed", rule.name)
                 return None
-            patterns.append(line_pattern(groups))
-        if not patterns:
+            needs.append(chosen_groups(groups))
+        if not needs:
             return None
-        return cls(patterns + _ALWAYS, [True] * len(patterns) + [False] * len(_ALWAYS))
+        return cls(needs)
 
     def candidates(self, block: bytes) -> list[int]:
         """Start offsets, ascending, of the lines of `block` to parse.
 
         `block` is whole lines, each ending with a newline.
         """
-        ends = self._ends
-        ends.clear()
+        matches = self._matches
+        matches.clear()
         self._database.scan(block, match_event_handler=self._on_match)
-        starts = {block.rfind(b"\n", 0, end - 1) + 1 for end in ends}
+        seen: dict[int, set[int]] = {}  # pattern id: starts of the lines it is on
+        rfind = block.rfind
+        for pattern, end in matches:
+            start = rfind(b"\n", 0, end - 1) + 1
+            seen.setdefault(pattern, set()).add(start)
+
+        starts: set[int] = set()
+        for pattern, lines in seen.items():
+            if pattern >= self._first_always:
+                starts |= lines
+        for ids in self._needs:
+            if all(pattern in seen for pattern in ids):
+                starts |= set.intersection(*(seen[pattern] for pattern in ids))
         if not block.startswith(b"{"):
             starts.add(0)
         return sorted(starts)
 
-    def _on_match(self, _id: int, _start: int, end: int, _flags: int, _ctx) -> None:
-        self._ends.append(end)
+    def _on_match(self, pattern: int, _start: int, end: int, _flags: int, _ctx):
+        self._matches.append((pattern, end))
 
 
-def line_pattern(groups: list[list[str]]) -> bytes:
-    """A pattern matching a line that holds one string of each chosen group.
-
-    The most selective groups (longest shortest alternative) are chosen, up to
-    MAX_GROUPS, and only groups none of whose strings could overlap a chosen
-    one's: the pattern wants them one after another on the line, so two strings
-    that can share characters (`abc`, `bcd` in `abcd`) would be missed together.
-    """
+def chosen_groups(groups: list[list[str]]) -> list[list[str]]:
+    """The most selective groups (longest shortest string), MAX_GROUPS at most:
+    each costs a callback for every place its strings occur."""
     ranked = sorted(groups, key=lambda group: min(map(len, group)), reverse=True)
-    chosen: list[list[str]] = []
-    for group in ranked:
-        if len(chosen) == MAX_GROUPS:
-            break
-        taken = [text for other in chosen for text in other]
-        if not any(_can_overlap(a, b) for a in group for b in taken):
-            chosen.append(group)
-    alternatives = [b"(?:" + b"|".join(map(_escaped, group)) + b")" for group in chosen]
-    orders = itertools.permutations(alternatives)
-    return b"|".join(b"[^\n]*".join(order) for order in orders)
-
-
-def _can_overlap(a: str, b: str) -> bool:
-    """Whether occurrences of a and b in one text could share a character."""
-    if a in b or b in a:
-        return True
-    shortest = min(len(a), len(b))
-    return any(
-        a.endswith(b[:size]) or b.endswith(a[:size]) for size in range(1, shortest)
-    )
+    return ranked[:MAX_GROUPS]
 
 
 def _escaped(text: str) -> bytes:

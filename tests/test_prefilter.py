@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from detector.detect import Detector
 from detector.lines import LineSplitter, RawLine
-from detector.prefilter import Prefilter, line_pattern
+from detector.prefilter import Prefilter
 from detector.rules import load_rules
 from detector.shapes import MADE_UP_FIELDS, SHAPES, to_ecs
 
@@ -246,11 +246,41 @@ def test_respellings_that_keep_the_meaning_still_alert_and_are_kept(seed):
 # --- the parts --------------------------------------------------------------------
 
 
-def test_strings_that_can_share_characters_are_not_chained():
-    # "abc" and "bcd" both occur in "abcd", but not one after the other.
-    pattern = line_pattern([["abc"], ["bcd"], ["xyz"]])
-    assert pattern.count(b"(?:") == 2 * 2  # two groups, two orders
-    assert b"\\x62\\x63\\x64" not in pattern  # "bcd" left out
+FAR_APART_RULE = """
+[rule]
+name = "Test: lsass, an access or a shell, on a corp host"
+rule_id = "eeeeeeee-0000-0000-0000-000000000001"
+description = "A query whose literal groups Hyperscan missed when chained."
+severity = "low"
+risk_score = 21
+language = "eql"
+type = "eql"
+query = '''
+process where winlog.event_data.TargetImage : "*\\\\lsass.exe" and
+  (winlog.event_data.GrantedAccess == "0x40" or process.name : "cmd.exe") and
+  winlog.computer_name : "*corp*"
+'''
+"""
+
+
+def test_strings_far_apart_with_alternatives_are_found(tmp_path):
+    # Was: the groups chained in one caseless pattern (`corp[^\n]*0x40[^\n]*lsass`
+    # and every other order, one group a list of alternatives): Hyperscan found
+    # nothing once the strings were 30-odd bytes apart, and the line was let go.
+    (tmp_path / "far.toml").write_text(FAR_APART_RULE)
+    rules, errors = load_rules([str(tmp_path)])
+    assert not errors
+    prefilter = Prefilter.for_rules(rules, MADE_UP_FIELDS)
+    path = DATA / "prefilter_far_apart.ndjson"
+    assert prefilter.candidates(path.read_bytes()) == [0]
+    result = run_winlogwatch("scan", "--rules", str(tmp_path), str(path))
+    assert len(result.stdout.splitlines()) == 1, result.stderr
+
+    minimal = Prefilter([[["cmd.exe"], ["0x40", "powershell.exe"], ["ldr"]]])
+    for gap in (0, 30, 100, 5000):
+        line = b'{"a": "ldr' + b"y" * gap + b'0x40cmd.exe"}\n'
+        assert minimal.candidates(line) == [0]
+    assert minimal.candidates(b'{"a": "ldr' + b"y" * 100 + b'cmd.exe"}\n') == []
 
 
 @pytest.mark.parametrize(
