@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from detector.alerts import build_alert
@@ -51,44 +51,36 @@ class Detector:
     ) -> None:
         """Check what `LineSplitter.feed_blocks` gave; add to `alerts` and `bad`."""
         for item in items:
-            if type(item) is Block:
-                self._check_block(item, path, origin, alerts, bad)
-                continue
-            outcome = self.check(item, path, origin)
-            if type(outcome) is BadLine:
-                bad.append(outcome)
-            else:
-                alerts.extend(outcome)
+            lines = self._lines_to_parse(item) if type(item) is Block else (item,)
+            for raw in lines:
+                outcome = self.check(raw, path, origin)
+                if type(outcome) is BadLine:
+                    bad.append(outcome)
+                else:
+                    alerts.extend(outcome)
 
-    def _check_block(
-        self,
-        block: Block,
-        path: str,
-        origin: str,
-        alerts: list[Alert],
-        bad: list[BadLine],
-    ) -> None:
-        data = block.data
+    def _lines_to_parse(self, block: Block) -> Iterator[RawLine]:
+        """The lines of a block to check: all of them, or the prefilter's
+        candidates (the others only counted)."""
+        data, offset, number = block.data, block.offset, block.number
         if self.prefilter is None:
-            starts = _line_starts(data)
-        else:
-            starts = self.prefilter.candidates(data)
-            let_go = block.lines - len(starts)
-            counters = self.counters
-            counters.lines += let_go
-            counters.events += let_go
-            counters.skipped += let_go
-        number, position = block.number, 0
+            for line in data.split(b"\n")[:-1]:
+                yield RawLine(number, offset, line)
+                number += 1
+                offset += len(line) + 1
+            return
+        starts = self.prefilter.candidates(data)
+        let_go = block.lines - len(starts)
+        counters = self.counters
+        counters.lines += let_go
+        counters.events += let_go
+        counters.skipped += let_go
+        position = 0
         for start in starts:
             number += data.count(b"\n", position, start)
             position = start
             end = data.index(b"\n", start)
-            raw = RawLine(number, block.offset + start, data[start:end])
-            outcome = self.check(raw, path, origin)
-            if type(outcome) is BadLine:
-                bad.append(outcome)
-            else:
-                alerts.extend(outcome)
+            yield RawLine(number, offset + start, data[start:end])
 
     def check(self, raw: RawLine, path: str, origin: str) -> list[Alert] | BadLine:
         """Evaluate one line of `path`. `origin` identifies the file (see event_key)."""
@@ -119,14 +111,3 @@ class Detector:
             build_alert(rule, view, text, path, raw.offset, raw.number, origin, shape)
             for rule in matched
         ]
-
-
-def _line_starts(data: bytes) -> list[int]:
-    """Offsets of every line in a block of whole lines."""
-    starts = [0]
-    find = data.find
-    position = find(b"\n")
-    while position != len(data) - 1:
-        starts.append(position + 1)
-        position = find(b"\n", position + 1)
-    return starts

@@ -180,10 +180,9 @@ class Follower:
         self.files: dict[str, FollowedFile] = {}
         self._followed: tuple[str, ...] = ()  # replaced whole: safe to read elsewhere
         self._raised: set[tuple[str, str]] = set()  # (key, rule_id), without a store
-        # Alerts handed on while the state file was full, not stored yet; and their
-        # (key, rule_id), so that reading their lines again does not show them twice.
-        self._unstored: list[Alert] = []
-        self._unstored_keys: set[tuple[str, str]] = set()
+        # Alerts handed on while the state file was full, not stored yet, by
+        # (key, rule_id): reading their lines again does not show them twice.
+        self._unstored: dict[tuple[str, str], Alert] = {}
         self._full = False  # the last write to the store found no room
         self._retry_at = 0.0  # while full, no write is tried before this time
         self._saved: dict[str, Checkpoint] = {}
@@ -646,13 +645,13 @@ class Follower:
         checkpoint, so no checkpoint is saved past an alert that is not stored.
         """
         if self.store is not None:
-            unstored = self._unstored_keys
+            unstored = self._unstored
             fresh = [a for a in alerts if (a.key, a.rule_id) not in unstored]
             if self._full and time.monotonic() < self._retry_at:
                 return self._hold(fresh)  # no room a moment ago: try again later
             try:
                 stored = self.store.commit(
-                    [*self._unstored, *fresh], [followed.checkpoint()]
+                    [*self._unstored.values(), *fresh], [followed.checkpoint()]
                 )
             except StoreFull as error:
                 self._no_room(error)
@@ -689,9 +688,8 @@ class Follower:
         shown = []
         for alert in alerts:
             pair = (alert.key, alert.rule_id)
-            if pair not in stored and pair not in self._unstored_keys:
-                self._unstored_keys.add(pair)
-                self._unstored.append(alert)
+            if pair not in stored and pair not in self._unstored:
+                self._unstored[pair] = alert
                 shown.append(alert)
         if len(self._unstored) > UNSTORED_LIMIT:
             # The caller would hand these on; it never gets the chance.
@@ -711,7 +709,7 @@ class Follower:
             return
         checkpoints = [followed.checkpoint() for followed in self.files.values()]
         try:
-            self.store.commit(list(self._unstored), checkpoints)
+            self.store.commit(list(self._unstored.values()), checkpoints)
         except StoreFull as error:
             self._no_room(error)
             if stopping and self._unstored:
@@ -737,7 +735,6 @@ class Follower:
             )
         self._notice("info", message)
         self._unstored.clear()
-        self._unstored_keys.clear()
 
     def _read_failed(self, followed: FollowedFile, error: OSError) -> None:
         # Let go of it; the next rescan opens it again and resumes at the checkpoint.

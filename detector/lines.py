@@ -105,7 +105,7 @@ class LineSplitter:
             start = end + 1
         last = chunk.rfind(b"\n", start)
         if last >= 0:
-            data = chunk[start : last + 1] if start or last + 1 < len(chunk) else chunk
+            data = chunk[start : last + 1]  # the chunk itself when it is all lines
             # Faster than data.count(b"\n"): replace finds newlines with memchr.
             lines = len(data) - len(data.replace(b"\n", b""))
             yield Block(self.number + 1, self.offset, data, lines)
