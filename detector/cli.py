@@ -17,11 +17,9 @@ from typing import Any, BinaryIO
 import orjson
 
 from detector.detect import Detector
-from detector.follow import Follower
 from detector.model import Alert, BadLine, Notice
 from detector.rules import Rule, load_rules
 from detector.scan import scan_paths
-from detector.store import FollowLock, Store, StoreError
 
 log = logging.getLogger("winlogwatch")
 
@@ -173,6 +171,10 @@ EXIT_STATE_FAILED = 1
 
 
 def follow_main(argv: list[str]) -> int:
+    # Imported here: `scan` starts faster without watchfiles and SQLite.
+    from detector.follow import Follower
+    from detector.store import FollowLock, Store, StoreError
+
     parser = argparse.ArgumentParser(
         prog="winlogwatch follow",
         description="Follow files as they grow and print each alert as a JSON line "

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from detector.alerts import build_alert
 from detector.lines import Block, LineError, RawLine, decode
 from detector.model import Alert, BadLine
+from detector.narrow import NarrowReader
 from detector.prefilter import Prefilter
 from detector.rules import Rule
 from detector.shapes import MADE_UP_FIELDS, to_ecs
@@ -26,20 +27,37 @@ class Counters:
     skipped: int = 0  # lines the prefilter let go unparsed: no rule could match
     shapes: Counter = field(default_factory=Counter)
 
+    def merge(self, other: Counters) -> None:
+        """Add what another detector counted (a scan worker's part) to these."""
+        for name in self.__slots__:
+            mine = getattr(self, name)
+            if isinstance(mine, Counter):
+                mine.update(getattr(other, name))
+            else:
+                setattr(self, name, mine + getattr(other, name))
+
 
 class Detector:
     """Evaluate every loaded rule on every line handed to it.
 
     With `every_line` false, blocks of lines go through a `Prefilter` first and
-    only its candidates are parsed; see that module for what it lets go.
+    only its candidates are parsed; see that module for what it lets go. Of
+    those, the lines the prefilter calls plain are first decoded narrowly
+    (`NarrowReader`, only the fields the rules read) and fully parsed only if
+    that cannot clear them.
     """
 
     def __init__(self, rules: list[Rule], every_line: bool = False):
         self.rules = rules
         self.counters = Counters()
+        self.narrow = None if every_line else NarrowReader(rules)
         self.prefilter = (
-            None if every_line else Prefilter.for_rules(rules, MADE_UP_FIELDS)
+            None
+            if every_line
+            else Prefilter.for_rules(rules, MADE_UP_FIELDS, self.narrow.guard_strings)
         )
+        if self.prefilter is None:
+            self.narrow = None
 
     def check_lines(
         self,
@@ -51,25 +69,38 @@ class Detector:
     ) -> None:
         """Check what `LineSplitter.feed_blocks` gave; add to `alerts` and `bad`."""
         for item in items:
-            lines = self._lines_to_parse(item) if type(item) is Block else (item,)
-            for raw in lines:
+            for raw in self.lines_to_check(item):
                 outcome = self.check(raw, path, origin)
                 if type(outcome) is BadLine:
                     bad.append(outcome)
                 else:
                     alerts.extend(outcome)
 
-    def _lines_to_parse(self, block: Block) -> Iterator[RawLine]:
-        """The lines of a block to check: all of them, or the prefilter's
-        candidates (the others only counted)."""
+    def lines_to_check(self, item: RawLine | Block) -> Iterable[RawLine]:
+        """The lines of `item` to `check`: a single line itself; of a block, all
+        its lines or only the prefilter's candidates (the others only counted)."""
+        if type(item) is not Block:
+            return (item,)
+        return self._block_lines(item)
+
+    def _block_lines(self, block: Block) -> Iterator[RawLine]:
         data, offset, number = block.data, block.offset, block.number
-        if self.prefilter is None:
+        prefilter = self.prefilter
+        if prefilter is None:
             for line in data.split(b"\n")[:-1]:
                 yield RawLine(number, offset, line)
                 number += 1
                 offset += len(line) + 1
             return
-        starts = self.prefilter.candidates(data)
+        starts = prefilter.candidates(data, block.lines)
+        guarded = prefilter.guarded
+        if starts is None:  # every line
+            start = 0
+            for line in data.split(b"\n")[:-1]:
+                yield RawLine(number, offset + start, line, plain=start not in guarded)
+                number += 1
+                start += len(line) + 1
+            return
         let_go = block.lines - len(starts)
         counters = self.counters
         counters.lines += let_go
@@ -80,12 +111,20 @@ class Detector:
             number += data.count(b"\n", position, start)
             position = start
             end = data.index(b"\n", start)
-            yield RawLine(number, offset + start, data[start:end])
+            yield RawLine(
+                number, offset + start, data[start:end], plain=start not in guarded
+            )
 
     def check(self, raw: RawLine, path: str, origin: str) -> list[Alert] | BadLine:
         """Evaluate one line of `path`. `origin` identifies the file (see event_key)."""
         counters = self.counters
         counters.lines += 1
+        if raw.plain and self.narrow is not None:
+            shape = self.narrow.no_match(raw.data)
+            if shape is not None:
+                counters.events += 1
+                counters.shapes[shape] += 1
+                return []
         try:
             obj, repaired = decode(raw)
         except LineError as error:

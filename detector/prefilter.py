@@ -34,6 +34,14 @@ holds none of the rules' strings is counted as an event, not reported as bad.
 
 A rule that gives no literal at all (`process where true`) needs every line,
 and so turns the prefilter off; so does Hyperscan not being installed.
+
+Where most lines of a block are candidates (a stream in which every line names
+lsass), looking for the rules' strings costs more than it saves: the next
+blocks are then handed on whole for a while (`DENSE`), which only ever adds
+candidates.
+
+The same pass lists, in `guarded`, the lines holding a caller's guard strings or
+an escape; `detector.narrow` needs to know which lines may hide a key from it.
 """
 
 from __future__ import annotations
@@ -69,6 +77,13 @@ _ALWAYS = [
     rb'""[^,}\]:\s]',
 ]
 
+#: When more than this share of a block's lines (of at least DENSE_MIN_LINES)
+#: are candidates, the rules' strings are not looked for in the next
+#: DENSE_BLOCKS blocks: all their lines are candidates.
+DENSE = 0.5
+DENSE_MIN_LINES = 64
+DENSE_BLOCKS = 8
+
 # Characters of a number's text as the shapes write it (`repr` of a float too).
 _NUMBERISH = frozenset("0123456789.e+-infa")
 
@@ -87,34 +102,43 @@ class Prefilter:
     each thread its own (each `Detector` builds one).
     """
 
-    def __init__(self, needs: list[list[list[str]]]):
-        """`needs`: per rule, the groups a line must hold one string of each of."""
+    def __init__(self, needs: list[list[list[str]]], guard: Iterable[str] = ()):
+        """`needs`: per rule, the groups a line must hold one string of each of.
+        `guard`: strings (case counts) that put a line in `guarded`."""
         literal_sets: dict[tuple[str, ...], int] = {}
         self._needs: list[list[int]] = []
         for groups in needs:
             ids = [literal_sets.setdefault(tuple(g), len(literal_sets)) for g in groups]
             self._needs.append(ids)
-        patterns = [b"|".join(map(_escaped, group)) for group in literal_sets]
-        self._first_always = len(patterns)
-        patterns += _ALWAYS
-        flags = [hyperscan.HS_FLAG_CASELESS] * self._first_always
-        flags += [0] * len(_ALWAYS)
-        self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._database.compile(
-            expressions=patterns,
-            ids=list(range(len(patterns))),
-            elements=len(patterns),
-            flags=flags,
+        # Two databases: the rules' strings, and what is looked for on every line
+        # (the escape first, the guard strings last). Scanning both costs what
+        # one with every pattern costs, and the first can be left out (`dense`).
+        self._strings = _database(
+            [b"|".join(map(_escaped, group)) for group in literal_sets],
+            hyperscan.HS_FLAG_CASELESS,
+        )
+        guard = sorted(set(guard))
+        self._guard = len(_ALWAYS) if guard else -1
+        self._always = _database(
+            _ALWAYS + ([b"|".join(map(_escaped, guard))] if guard else []), 0
         )
         self._matches: list[tuple[int, int]] = []
+        self._dense_left = 0  # blocks still to hand on whole
+        #: After `candidates`: starts of the block's lines that hold a guard
+        #: string or a `\\u00XX` escape (candidates or not).
+        self.guarded: set[int] = set()
 
     @classmethod
     def for_rules(
-        cls, rules: Iterable[Rule], unless: frozenset[str] = frozenset()
+        cls,
+        rules: Iterable[Rule],
+        unless: frozenset[str] = frozenset(),
+        guard: Iterable[str] = (),
     ) -> Prefilter | None:
         """A prefilter for `rules`, or None when every line must be parsed.
 
-        `unless` names the fields whose values a line's text need not hold.
+        `unless` names the fields whose values a line's text need not hold;
+        lines holding a `guard` string are listed in `guarded`.
         """
         if hyperscan is None:
             log.debug("hyperscan is not installed: every line is parsed")
@@ -132,35 +156,60 @@ class Prefilter:
             needs.append(chosen_groups(groups))
         if not needs:
             return None
-        return cls(needs)
+        return cls(needs, guard)
 
-    def candidates(self, block: bytes) -> list[int]:
-        """Start offsets, ascending, of the lines of `block` to parse.
+    def candidates(self, block: bytes, lines: int) -> list[int] | None:
+        """Start offsets, ascending, of the lines of `block` to parse; None for
+        all of them.
 
-        `block` is whole lines, each ending with a newline.
+        `block` is `lines` whole lines, each ending with a newline. Where most
+        lines of a block are candidates (every line of a stream may name lsass),
+        finding the rules' strings costs more than it saves, every occurrence
+        being a call into Python: the next DENSE_BLOCKS blocks are then handed
+        on whole, and the block after them looked at again.
         """
-        matches = self._matches
-        matches.clear()
-        self._database.scan(block, match_event_handler=self._on_match)
-        seen: dict[int, set[int]] = {}  # pattern id: starts of the lines it is on
-        rfind = block.rfind
-        for pattern, end in matches:
-            start = rfind(b"\n", 0, end - 1) + 1
-            seen.setdefault(pattern, set()).add(start)
-
-        starts: set[int] = set()
-        for pattern, lines in seen.items():
-            if pattern >= self._first_always:
-                starts |= lines
+        always = self._seen(self._always, block)
+        guard = self._guard
+        self.guarded = always.pop(guard, set()) | always.get(0, set())
+        if self._dense_left:
+            self._dense_left -= 1
+            return None
+        starts: set[int] = set().union(*always.values())
+        seen = self._seen(self._strings, block)
         for ids in self._needs:
             if all(pattern in seen for pattern in ids):
                 starts |= set.intersection(*(seen[pattern] for pattern in ids))
         if not block.startswith(b"{"):
             starts.add(0)
+        if lines >= DENSE_MIN_LINES and len(starts) > DENSE * lines:
+            self._dense_left = DENSE_BLOCKS
         return sorted(starts)
+
+    def _seen(self, database, block: bytes) -> dict[int, set[int]]:
+        """Pattern id: starts of the lines of block it is found on."""
+        matches = self._matches
+        matches.clear()
+        database.scan(block, match_event_handler=self._on_match)
+        seen: dict[int, set[int]] = {}
+        rfind = block.rfind
+        for pattern, end in matches:
+            start = rfind(b"\n", 0, end - 1) + 1
+            seen.setdefault(pattern, set()).add(start)
+        return seen
 
     def _on_match(self, pattern: int, _start: int, end: int, _flags: int, _ctx):
         self._matches.append((pattern, end))
+
+
+def _database(patterns: list[bytes], flags: int):
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(
+        expressions=patterns,
+        ids=list(range(len(patterns))),
+        elements=len(patterns),
+        flags=[flags] * len(patterns),
+    )
+    return database
 
 
 def chosen_groups(groups: list[list[str]]) -> list[list[str]]:

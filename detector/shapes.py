@@ -47,6 +47,23 @@ MADE_UP_FIELDS = frozenset(
     {"event.category", "event.type", "event.module", "event.kind", "@timestamp"}
 )
 
+#: Keys that make a document a search hit (its event under `_source`).
+HIT_KEYS = ("_source", "_id", "_index")
+
+#: The fields `to_ecs` reads of a document that is no search hit before it names it
+#: winlogbeat 7 (the first layout `_map_document` tries). A reader that decodes
+#: only some fields (`narrow`) decodes these so that `to_ecs` names the shape as
+#: it would for the whole document. Keep in step with `_map`, `_is_fields_view`
+#: and the start of `_map_document`.
+WINLOGBEAT7_SIGNS = (
+    "@timestamp",
+    "event.category",
+    "event.code",
+    "event.module",
+    "process.name",
+    "winlog.event_id",
+)
+
 # Top-level keys that, beside an EventID, mark an NXLog/Logstash flat record.
 _FLAT_MARKERS = frozenset(
     {"Channel", "SourceName", "Hostname", "ProviderGuid", "RecordNumber", "SourceImage"}
@@ -62,26 +79,27 @@ _HELK_MARKERS = frozenset(
 )
 
 
-def to_ecs(obj: dict) -> tuple[str, dict]:
+def to_ecs(obj: dict, undotted: bool = False) -> tuple[str, dict]:
     """Return (shape name, ECS view) for one parsed event.
 
-    Never raises: a layout not recognised, or anything that trips the mapping,
-    comes back as ("unknown", obj).
+    `undotted`: the caller knows that no key of obj holds a dot, so they are not
+    looked for. Never raises: a layout not recognised, or anything that trips
+    the mapping, comes back as ("unknown", obj).
     """
     try:
-        return _map(obj)
+        return _map(obj, undotted)
     except Exception:
         # Backstop for the per-line path: one odd event must not stop a scan.
         log.debug("shape mapping failed; treating the event as unknown", exc_info=True)
         return "unknown", obj
 
 
-def _map(obj: Any) -> tuple[str, dict]:
+def _map(obj: Any, undotted: bool) -> tuple[str, dict]:
     if not isinstance(obj, dict):
         return "unknown", obj
 
     # Search hits: the event is under _source, or only in the "fields" view.
-    if "_source" in obj or "_id" in obj or "_index" in obj:
+    if "_source" in obj or "_id" in obj or "_index" in obj:  # HIT_KEYS
         source = obj.get("_source")
         if type(source) is dict:
             return _via("es-hit", nested(source), obj)
@@ -91,7 +109,7 @@ def _map(obj: Any) -> tuple[str, dict]:
 
     if _is_fields_view(obj):
         return _via("kibana-fields", nested(unwrap(obj, "", 0)), obj)
-    return _map_document(nested(obj)) or ("unknown", obj)
+    return _map_document(obj if undotted else nested(obj)) or ("unknown", obj)
 
 
 def _via(shape: str, inner: dict, obj: dict) -> tuple[str, dict]:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detector.detect import Detector
-from detector.lines import LineSplitter, RawLine
+from detector.lines import Block, LineSplitter, RawLine
 from detector.prefilter import Prefilter
 from detector.rules import load_rules
 from detector.shapes import MADE_UP_FIELDS, SHAPES, to_ecs
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES, _ = load_rules([str(DATA / "prefilter_rules")])
 EVERY_LINE = Detector(RULES, every_line=True)
 PREFILTER = Prefilter.for_rules(RULES, MADE_UP_FIELDS)
+DEFAULT = Detector(RULES)
 
 EVENT_FILES = sorted(
     [
@@ -39,13 +40,26 @@ EVENT_FILES = sorted(
 )
 
 
+def candidates(prefilter: Prefilter, block: bytes) -> list[int] | None:
+    return prefilter.candidates(block, block.count(b"\n"))
+
+
 def _alerts(line: bytes) -> list:
     outcome = EVERY_LINE.check(RawLine(1, 0, line), "t.ndjson", "t")
     return outcome if isinstance(outcome, list) else []
 
 
 def _kept(line: bytes) -> bool:
-    return 0 in PREFILTER.candidates(line + b"\n")
+    return 0 in candidates(PREFILTER, line + b"\n")
+
+
+def _alerts_by_default(line: bytes) -> list:
+    """Alerts of the default path: prefilter, then the narrow reader, then the
+    full parse."""
+    alerts: list = []
+    block = Block(1, 0, line + b"\n", 1)
+    DEFAULT.check_lines([block], "t.ndjson", "t", alerts, [])
+    return alerts
 
 
 def _base_events() -> list[dict]:
@@ -222,8 +236,11 @@ def test_no_respelling_that_alerts_is_let_go(index, seed):
     rnd = random.Random(seed)
     obj = _wrapped(_dotted(BASE[index], rnd), rnd)
     line = _spell(obj, rnd).encode()
-    if _alerts(line):
+    alerts = _alerts(line)
+    if alerts:
         assert _kept(line), line
+        by_default = _alerts_by_default(line)
+        assert [a.rule_id for a in by_default] == [a.rule_id for a in alerts], line
 
 
 def test_the_base_events_alert_in_every_shape():
@@ -272,15 +289,15 @@ def test_strings_far_apart_with_alternatives_are_found(tmp_path):
     assert not errors
     prefilter = Prefilter.for_rules(rules, MADE_UP_FIELDS)
     path = DATA / "prefilter_far_apart.ndjson"
-    assert prefilter.candidates(path.read_bytes()) == [0]
+    assert candidates(prefilter, path.read_bytes()) == [0]
     result = run_winlogwatch("scan", "--rules", str(tmp_path), str(path))
     assert len(result.stdout.splitlines()) == 1, result.stderr
 
     minimal = Prefilter([[["cmd.exe"], ["0x40", "powershell.exe"], ["ldr"]]])
     for gap in (0, 30, 100, 5000):
         line = b'{"a": "ldr' + b"y" * gap + b'0x40cmd.exe"}\n'
-        assert minimal.candidates(line) == [0]
-    assert minimal.candidates(b'{"a": "ldr' + b"y" * 100 + b'cmd.exe"}\n') == []
+        assert candidates(minimal, line) == [0]
+    assert candidates(minimal, b'{"a": "ldr' + b"y" * 100 + b'cmd.exe"}\n') == []
 
 
 @pytest.mark.parametrize(
@@ -302,13 +319,13 @@ def test_strings_far_apart_with_alternatives_are_found(tmp_path):
 )
 def test_lines_that_may_not_be_an_object_are_candidates(line):
     block = b'{"a": 1}\n' + line + b'\n{"b": 2}\n'
-    assert PREFILTER.candidates(block) == [9], line
-    assert PREFILTER.candidates(line + b"\n") == [0], line
+    assert candidates(PREFILTER, block) == [9], line
+    assert candidates(PREFILTER, line + b"\n") == [0], line
 
 
 def test_plain_lines_are_let_go_and_crlf_is_plain():
     block = b'{"a": 1}\n{"b": "lsass.exe"}\r\n{"c": [1, {"d": "x"}]}\n'
-    assert PREFILTER.candidates(block) == []
+    assert candidates(PREFILTER, block) == []
 
 
 def test_an_escaped_letter_makes_a_line_a_candidate():

@@ -487,7 +487,7 @@ def test_every_shape_returned_is_described():
     ],
 )
 def test_hostile_values_never_raise(doc):
-    shape, view = shapes._map(doc)
+    shape, view = shapes._map(doc, undotted=False)
 
     assert shape in SHAPES
     assert isinstance(view, dict)
@@ -595,7 +595,7 @@ def test_any_json_object_maps_without_raising(doc):
     before = copy.deepcopy(doc)
 
     # _map is to_ecs without its last-resort guard, which would hide a crash here.
-    shape, view = shapes._map(doc)
+    shape, view = shapes._map(doc, undotted=False)
 
     assert shape in SHAPES
     assert isinstance(view, dict)
@@ -604,7 +604,7 @@ def test_any_json_object_maps_without_raising(doc):
 
 def test_keys_with_an_empty_part_are_kept_whole():
     shape, view = shapes._map(
-        {"a..b": 1, "c.": 2, ".d": 3, "event.category": ["process"]}
+        {"a..b": 1, "c.": 2, ".d": 3, "event.category": ["process"]}, undotted=False
     )
 
     assert shape == "winlogbeat7"
@@ -616,7 +616,7 @@ def test_deeply_nested_dotted_objects_do_not_exhaust_the_stack():
     for _ in range(3000):
         doc = {"a.b": doc}
 
-    shape, view = shapes._map(doc)
+    shape, view = shapes._map(doc, undotted=False)
 
     assert shape == "unknown"
     assert view is doc

@@ -1,0 +1,179 @@
+"""The narrow reader clears lines without a full parse, and never one that alerts.
+
+Each case is a line the default path (prefilter, narrow reader, full parse) must
+judge exactly as `--every-line` (full parse of every line) does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from detector.detect import Detector
+from detector.lines import Block, RawLine
+from detector.narrow import NarrowReader
+from detector.rules import load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_logs" / "ws-042.winlogbeat7.ndjson"
+RULES, _ = load_rules()
+
+# Line 25 of the sample log alerts (lsass.exe, 0x40, an UNKNOWN frame).
+HIT = json.loads(SAMPLE.read_bytes().splitlines()[24])
+# The same kind of event as winlogbeat 8 writes it, without the Sysmon module.
+SAMPLE8 = ROOT / "sample_logs" / "ws-042.winlogbeat8.ndjson"
+HIT8 = SAMPLE8.read_bytes().splitlines()[392]
+
+
+def _check(line: bytes, every_line: bool) -> tuple[list[str], Detector]:
+    """Rule ids alerted, and the detector (for its counters)."""
+    detector = Detector(RULES, every_line=every_line)
+    alerts: list = []
+    bad: list = []
+    block = Block(1, 0, line + b"\n", 1)
+    detector.check_lines([block], "t.ndjson", "t", alerts, bad)
+    return [alert.rule_id for alert in alerts], detector
+
+
+def _both_ways(line: bytes) -> list[str]:
+    """The alerts, after checking that both paths agree on them and on counts."""
+    default, fast = _check(line, every_line=False)
+    full, slow = _check(line, every_line=True)
+    assert default == full, line
+    assert fast.counters.events == slow.counters.events
+    assert fast.counters.repaired == slow.counters.repaired
+    if not fast.counters.skipped:  # lines the prefilter lets go get no shape
+        assert fast.counters.shapes == slow.counters.shapes
+    return default
+
+
+def _miss(doc: dict) -> dict:
+    """The hit as a Sysmon event 11: a near miss that holds all the rule's strings."""
+    doc = json.loads(json.dumps(doc))
+    doc["event"]["code"] = doc["winlog"]["event_id"] = "11"
+    return doc
+
+
+def test_the_hit_alerts_and_a_near_miss_is_cleared_narrowly():
+    assert _both_ways(json.dumps(HIT).encode()) == [RULES[0].rule_id]
+    reader = NarrowReader(RULES)
+    assert reader.no_match(json.dumps(_miss(HIT)).encode()) == "winlogbeat7"
+    # The hit itself is never cleared: only the full path may decide it.
+    assert reader.no_match(json.dumps(HIT).encode()) is None
+
+
+def test_only_the_fields_the_rules_read_are_decoded():
+    reader = NarrowReader(RULES)
+    names = {text.strip('"').rstrip(".") for text in reader.guard_strings}
+    assert {"winlog", "event_data", "GrantedAccess", "CallTrace", "process"} <= names
+    assert "agent" not in names and "host" not in names
+
+
+def _clean_trace(doc: dict) -> dict:
+    """The hit with a call trace that has no UNKNOWN frame."""
+    doc = json.loads(json.dumps(doc))
+    doc["winlog"]["event_data"]["CallTrace"] = r"C:\Windows\SYSTEM32\ntdll.dll+9d4c4"
+    return doc
+
+
+def _dotted_only(doc: dict, field: str) -> dict:
+    """doc with `field` moved out of its nested object into one dotted key."""
+    doc = json.loads(json.dumps(doc))
+    node = doc
+    parts = field.split(".")
+    for part in parts[:-1]:
+        node = node[part]
+    doc[field] = node.pop(parts[-1])
+    return doc
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["winlog.event_data.CallTrace", "process.name", "event.code"],
+)
+def test_a_field_only_a_dotted_key_spells_still_alerts(field):
+    line = json.dumps(_dotted_only(HIT, field)).encode()
+    assert _both_ways(line) == [RULES[0].rule_id]
+
+
+def test_a_dotted_key_that_spoils_the_match_is_seen():
+    # The nested trace has no UNKNOWN frame, a dotted key adds one: winlogbeat's
+    # nested form wins where both spell a field, so neither path alerts.
+    doc = _clean_trace(HIT)
+    doc["winlog.event_data.CallTrace"] = "x|UNKNOWN(1)"
+    assert _both_ways(json.dumps(doc).encode()) == []
+
+
+def test_a_key_spelled_with_an_escape_still_alerts():
+    line = json.dumps(HIT).encode().replace(b'"CallTrace"', b'"Call\\u0054race"')
+    assert _both_ways(line) == [RULES[0].rule_id]
+
+
+@pytest.mark.parametrize("wrapper", ["_source", "_id", "_index"])
+def test_a_search_hit_goes_to_the_full_path(wrapper):
+    doc = {"_index": "winlogbeat-7", "_id": "x", "_source": HIT}
+    if wrapper != "_source":
+        doc = {wrapper: "x", **HIT}
+    assert _both_ways(json.dumps(doc).encode()) == [RULES[0].rule_id]
+
+
+def test_duplicate_keys_mean_what_the_last_one_says():
+    clean = _clean_trace(HIT)
+
+    def then_winlog(doc: dict, winlog: dict) -> bytes:
+        text = json.dumps(doc)[:-1] + ', "winlog": ' + json.dumps(winlog) + "}"
+        return text.encode()
+
+    assert _both_ways(then_winlog(HIT, clean["winlog"])) == []
+    hit_last = then_winlog(clean, HIT["winlog"])
+    assert _both_ways(hit_last) == [RULES[0].rule_id]
+
+
+def test_a_field_of_an_unexpected_type_goes_to_the_full_path():
+    doc = json.loads(json.dumps(HIT))
+    doc["winlog"]["event_data"] = [doc["winlog"]["event_data"]]  # a list of objects
+    assert _both_ways(json.dumps(doc).encode()) == [RULES[0].rule_id]
+    doc["winlog"] = None
+    assert _both_ways(json.dumps(doc).encode()) == []
+
+
+def test_bad_utf8_in_a_skipped_field_is_still_repaired_and_counted():
+    doc = _miss(HIT)
+    doc["agent"]["name"] = "WS-\udcff"  # becomes a lone 0xFF byte below
+    line = json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    assert b"\xff" in line
+    assert _both_ways(line) == []
+    _, detector = _check(line, every_line=False)
+    assert detector.counters.repaired == 1
+
+
+def test_another_layout_goes_to_the_full_path():
+    # winlogbeat 8 without the Sysmon module: its ECS fields come from shapes.
+    reader = NarrowReader(RULES)
+    assert reader.no_match(HIT8) is None
+    assert _both_ways(HIT8) == [RULES[0].rule_id]
+
+
+def test_a_whole_file_of_near_misses_is_cleared_without_a_full_parse(monkeypatch):
+    lines = [json.dumps(_miss(HIT)).encode() for _ in range(200)]
+    lines[150] = json.dumps(HIT).encode()
+    data = b"\n".join(lines) + b"\n"
+    parsed: list[RawLine] = []
+    import detector.detect as detect
+
+    real_decode = detect.decode
+
+    def counting_decode(raw):
+        parsed.append(raw)
+        return real_decode(raw)
+
+    monkeypatch.setattr(detect, "decode", counting_decode)
+    detector = Detector(RULES)
+    alerts: list = []
+    detector.check_lines([Block(1, 0, data, 200)], "t.ndjson", "t", alerts, [])
+    assert [alert.line_number for alert in alerts] == [151]
+    # Only the hit was parsed in full; the 199 near misses were cleared narrowly.
+    assert [raw.number for raw in parsed] == [151]
+    assert detector.counters.events == 200
