@@ -42,6 +42,9 @@ from detector.shapes import HIT_KEYS, WINLOGBEAT7_SIGNS, to_ecs
 
 _SHAPE = "winlogbeat7"
 
+#: Verdicts kept at most; all are forgotten when it is reached.
+MEMO_LIMIT = 4096
+
 # A key whose presence alone is read: its value is kept undecoded.
 _PRESENCE = "presence"
 
@@ -60,6 +63,10 @@ class NarrowReader:
             tree.setdefault(key, _PRESENCE)
         self._hit_keys = HIT_KEYS
         self._decode = msgspec.json.Decoder(_typed(tree, "Narrow")).decode
+        self._encode = msgspec.json.Encoder().encode
+        # The narrow document, as JSON: whether it is cleared (see `no_match`).
+        self._cleared: dict[bytes, bool] = {}
+        self._timestamp_unread = "@timestamp" not in paths - set(WINLOGBEAT7_SIGNS)
         names = set(_names(tree))
         #: A line holding one of these may have a dotted key the full path would
         #: expand onto a field read here: it must not be given to `no_match`.
@@ -81,13 +88,27 @@ class NarrowReader:
         for key in self._hit_keys:
             if key in doc:
                 return None
+        if self._timestamp_unread and type(doc.get("@timestamp")) is str:
+            # Read by no rule; `to_ecs` only asks whether it is a list. Dropped,
+            # it no longer makes every line's document a different one.
+            del doc["@timestamp"]
+        # A stream repeats the few values rules read (the same process asking for
+        # the same access from the same code): the verdict on a document is kept.
+        key = self._encode(doc)
+        cleared = self._cleared.get(key)
+        if cleared is None:
+            cleared = self._clears(doc)
+            if len(self._cleared) >= MEMO_LIMIT:
+                self._cleared.clear()
+            self._cleared[key] = cleared
+        return _SHAPE if cleared else None
+
+    def _clears(self, doc: dict) -> bool:
+        """True when `to_ecs` calls doc winlogbeat 7 and no rule matches it."""
         shape, view = to_ecs(doc, undotted=True)
         if shape != _SHAPE:
-            return None
-        for query in self._queries:
-            if query.matches(view):
-                return None
-        return shape
+            return False
+        return not any(query.matches(view) for query in self._queries)
 
 
 def _add_path(tree: dict[str, Any], parts: list[str]) -> None:

@@ -177,3 +177,20 @@ def test_a_whole_file_of_near_misses_is_cleared_without_a_full_parse(monkeypatch
     # Only the hit was parsed in full; the 199 near misses were cleared narrowly.
     assert [raw.number for raw in parsed] == [151]
     assert detector.counters.events == 200
+
+
+def test_a_kept_verdict_is_only_reused_for_the_same_values():
+    reader = NarrowReader(RULES)
+    miss = _clean_trace(HIT)
+    for second in range(3):  # timestamps differ: one document, one verdict kept
+        miss["@timestamp"] = f"2026-11-30T09:12:0{second}.000Z"
+        assert reader.no_match(json.dumps(miss).encode()) == "winlogbeat7"
+    assert len(reader._cleared) == 1
+    # One value a rule reads differs: judged afresh, and the hit is not cleared.
+    hit = json.loads(json.dumps(HIT))
+    hit["@timestamp"] = miss["@timestamp"]
+    assert reader.no_match(json.dumps(hit).encode()) is None
+    assert reader.no_match(json.dumps(hit).encode()) is None
+    # A timestamp in a list is no plain timestamp (Kibana's fields view): kept.
+    hit["@timestamp"] = [hit["@timestamp"]]
+    assert _both_ways(json.dumps(hit).encode()) == [RULES[0].rule_id]
