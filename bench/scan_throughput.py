@@ -185,13 +185,13 @@ def measure(
     kind: str,
     args: argparse.Namespace,
     folder: Path,
-    command: list[str],
+    scan_command: list[str],
     startups: tuple[float, float],
 ) -> bool:
     """Time floor and scan on one corpus; True when every scan got the right alerts."""
     path, written, made = corpus_file(kind, args.size, args, folder)
     floor = [sys.executable, "-c", FLOOR, str(path)]
-    scan = [*command, "scan", str(path)]
+    scan = [*scan_command, str(path)]
     warm(path)
     floors: list[Timing] = []
     scans: list[Timing] = []
@@ -243,7 +243,7 @@ def measure(
 
 
 def measure_memory(
-    kind: str, args: argparse.Namespace, folder: Path, command: list[str]
+    kind: str, args: argparse.Namespace, folder: Path, scan_command: list[str]
 ) -> bool:
     """Scan files of growing size once each; print the scan's peak RSS."""
     print(f"\n{kind}: peak RSS of one scan per size (target < {MEMORY_TARGET_MIB} MiB)")
@@ -251,7 +251,7 @@ def measure_memory(
     for size_text in args.memory_sizes.split(","):
         path, written, made = corpus_file(kind, size_text.strip(), args, folder)
         warm(path)
-        timing = run_timed([*command, "scan", str(path)])
+        timing = run_timed([*scan_command, str(path)])
         problem = alert_problem(timing, written)
         right = right and not problem
         if made and not args.keep:
@@ -284,6 +284,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep generated corpora")
     parser.add_argument("--winlogwatch", help="the console script to measure")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        help="pass --jobs N to scan (default: scan's own, the usable cores)",
+    )
+    parser.add_argument(
         "--memory", action="store_true", help="peak RSS as the file grows, instead"
     )
     parser.add_argument(
@@ -293,13 +298,15 @@ def main() -> None:
     parse_size(args.size)  # a bad size fails here, before anything is generated
 
     command = winlogwatch_command(args.winlogwatch)
+    jobs = [] if args.jobs is None else ["--jobs", str(args.jobs)]
+    scan = [*command, "scan", *jobs]
     kinds = KINDS if args.corpus == "both" else (args.corpus,)
     print(describe(command))
     folder = args.dir or Path(tempfile.mkdtemp(prefix="winlogwatch-scan-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
         floor_start, scan_start = startup(
-            [sys.executable, "-c", FLOOR], [*command, "scan"], folder
+            [sys.executable, "-c", FLOOR], scan, folder
         )
         print(
             f"start-up on an empty file: floor {floor_start:.2f} s, "
@@ -308,10 +315,10 @@ def main() -> None:
         right = True
         for kind in kinds:
             if args.memory:
-                right = measure_memory(kind, args, folder, command) and right
+                right = measure_memory(kind, args, folder, scan) and right
             else:
                 startups = (floor_start, scan_start)
-                right = measure(kind, args, folder, command, startups) and right
+                right = measure(kind, args, folder, scan, startups) and right
     finally:
         if args.dir is None and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

@@ -19,7 +19,7 @@ import orjson
 from detector.detect import Detector
 from detector.model import Alert, BadLine, Notice
 from detector.rules import Rule, load_rules
-from detector.scan import scan_paths
+from detector.scan import default_jobs, scan_paths
 
 log = logging.getLogger("winlogwatch")
 
@@ -82,6 +82,16 @@ def dump(document: dict[str, Any]) -> bytes:
         return (json.dumps(document, default=str) + "\n").encode()
 
 
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of 1 or more")
+    return number
+
+
 def scan_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="winlogwatch scan",
@@ -94,6 +104,14 @@ def scan_main(argv: list[str]) -> int:
     )
     parser.add_argument(
         "--fail-on-alert", action="store_true", help="exit 1 when there were alerts"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        default=default_jobs(),
+        help="processes that scan parts of a big file side by side "
+        "(default: the usable cores, %(default)s here; 1 reads in this process only)",
     )
     add_rule_options(parser)
     args = parser.parse_args(argv)
@@ -108,7 +126,7 @@ def scan_main(argv: list[str]) -> int:
     def on_bad_line(bad: BadLine) -> None:
         log.warning("%s", bad)
 
-    result = scan_paths(args.paths, detector, on_alert, on_bad_line)
+    result = scan_paths(args.paths, detector, on_alert, on_bad_line, args.jobs)
     out.flush()
     for problem in result.unreadable:
         log.error("cannot read %s", problem)

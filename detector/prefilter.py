@@ -36,9 +36,8 @@ A rule that gives no literal at all (`process where true`) needs every line,
 and so turns the prefilter off; so does Hyperscan not being installed.
 
 Where most lines of a block are candidates (a stream in which every line names
-lsass), looking for the rules' strings costs more than it saves: the next
-blocks are then handed on whole for a while (`DENSE`), which only ever adds
-candidates.
+lsass), looking for the rules' strings costs more than it saves: a probe of the
+block's start decides to hand it on whole (`DENSE`), which only adds candidates.
 
 The same pass lists, in `guarded`, the lines holding a caller's guard strings or
 an escape; `detector.narrow` needs to know which lines may hide a key from it.
@@ -77,12 +76,11 @@ _ALWAYS = [
     rb'""[^,}\]:\s]',
 ]
 
-#: When more than this share of a block's lines (of at least DENSE_MIN_LINES)
-#: are candidates, the rules' strings are not looked for in the next
-#: DENSE_BLOCKS blocks: all their lines are candidates.
+#: When more than this share of the lines in a block's first PROBE_BYTES (at
+#: least DENSE_MIN_LINES of them) are candidates, all its lines are.
 DENSE = 0.5
-DENSE_MIN_LINES = 64
-DENSE_BLOCKS = 8
+DENSE_MIN_LINES = 32
+PROBE_BYTES = 128 * 1024
 
 # Characters of a number's text as the shapes write it (`repr` of a float too).
 _NUMBERISH = frozenset("0123456789.e+-infa")
@@ -110,22 +108,21 @@ class Prefilter:
         for groups in needs:
             ids = [literal_sets.setdefault(tuple(g), len(literal_sets)) for g in groups]
             self._needs.append(ids)
-        # Two databases: the rules' strings, and what is looked for on every line
-        # (the escape first, the guard strings last). Scanning both costs what
-        # one with every pattern costs, and the first can be left out (`dense`).
-        self._strings = _database(
-            [b"|".join(map(_escaped, group)) for group in literal_sets],
-            hyperscan.HS_FLAG_CASELESS,
-        )
-        guard = sorted(set(guard))
-        self._guard = len(_ALWAYS) if guard else -1
-        self._always = _database(
-            _ALWAYS + ([b"|".join(map(_escaped, guard))] if guard else []), 0
-        )
+        # Two databases. For most blocks: the rules' strings, then what makes any
+        # line a candidate (the escape first). For dense blocks, where every line
+        # is a candidate: those last patterns, then the guard strings. Both look
+        # for the escape: `guarded` lists its lines.
+        groups = [b"|".join(map(_escaped, group)) for group in literal_sets]
+        self._first_always = len(groups)
+        caseless = [hyperscan.HS_FLAG_CASELESS] * len(groups)
+        self._sparse = _database(groups + _ALWAYS, caseless + [0] * len(_ALWAYS))
+        self._guard = sorted({text.encode() for text in guard})
+        guard_pattern = [b"|".join(_escaped(text.decode()) for text in self._guard)]
+        dense = _ALWAYS + (guard_pattern if self._guard else [])
+        self._dense = _database(dense, [0] * len(dense))
         self._matches: list[tuple[int, int]] = []
-        self._dense_left = 0  # blocks still to hand on whole
-        #: After `candidates`: starts of the block's lines that hold a guard
-        #: string or a `\\u00XX` escape (candidates or not).
+        #: After `candidates`: starts of the candidate lines (all lines, when it
+        #: gave None) that hold a guard string or a `\\u00XX` escape.
         self.guarded: set[int] = set()
 
     @classmethod
@@ -163,37 +160,66 @@ class Prefilter:
         all of them.
 
         `block` is `lines` whole lines, each ending with a newline. Where most
-        lines of a block are candidates (every line of a stream may name lsass),
-        finding the rules' strings costs more than it saves, every occurrence
-        being a call into Python: the next DENSE_BLOCKS blocks are then handed
-        on whole, and the block after them looked at again.
+        lines are candidates (every line of a stream may name lsass), finding the
+        rules' strings costs more than it saves, every occurrence being a call
+        into Python. So the rules' strings are first looked for in the block's
+        first PROBE_BYTES only; when more than DENSE of those lines are
+        candidates, the whole block is handed on. The choice depends on the
+        block's bytes alone, never on the blocks before it.
         """
-        always = self._seen(self._always, block)
-        guard = self._guard
-        self.guarded = always.pop(guard, set()) | always.get(0, set())
-        if self._dense_left:
-            self._dense_left -= 1
-            return None
-        starts: set[int] = set().union(*always.values())
-        seen = self._seen(self._strings, block)
+        probe_end = 0
+        guarded: set[int] = set()
+        starts: set[int] = set()
+        if lines >= DENSE_MIN_LINES:
+            probe_end = block.rfind(b"\n", 0, PROBE_BYTES) + 1
+            probed = block.count(b"\n", 0, probe_end)
+            starts = self._sparse_candidates(block, 0, probe_end, guarded)
+            if probed >= DENSE_MIN_LINES and len(starts) > DENSE * probed:
+                seen = self._seen(self._dense, block, 0, len(block))
+                self.guarded = seen.get(0, set()) | seen.get(len(_ALWAYS), set())
+                return None
+        starts |= self._sparse_candidates(block, probe_end, len(block), guarded)
+        self.guarded = guarded
+        return sorted(starts)
+
+    def _sparse_candidates(
+        self, block: bytes, begin: int, end: int, guarded: set[int]
+    ) -> set[int]:
+        """Candidates among the lines of block[begin:end] (whole lines), found by
+        the rules' strings and what every line is looked at for; those holding
+        a guard string or an escape are added to `guarded`."""
+        seen = self._seen(self._sparse, block, begin, end)
+        starts: set[int] = set()
+        for pattern, found in seen.items():
+            if pattern >= self._first_always:
+                starts |= found
         for ids in self._needs:
             if all(pattern in seen for pattern in ids):
                 starts |= set.intersection(*(seen[pattern] for pattern in ids))
-        if not block.startswith(b"{"):
-            starts.add(0)
-        if lines >= DENSE_MIN_LINES and len(starts) > DENSE * lines:
-            self._dense_left = DENSE_BLOCKS
-        return sorted(starts)
+        if begin < end and block[begin] != 0x7B:  # "{": no newline before it
+            starts.add(begin)
+        escaped = seen.get(self._first_always, set())
+        for start in starts:
+            if start in escaped or self._holds_guard(block, start):
+                guarded.add(start)
+        return starts
 
-    def _seen(self, database, block: bytes) -> dict[int, set[int]]:
-        """Pattern id: starts of the lines of block it is found on."""
+    def _holds_guard(self, block: bytes, start: int) -> bool:
+        end = block.find(b"\n", start)
+        find = block.find
+        return any(find(text, start, end) >= 0 for text in self._guard)
+
+    def _seen(
+        self, database, block: bytes, begin: int, end: int
+    ) -> dict[int, set[int]]:
+        """Pattern id: starts of the lines of block[begin:end] it is found on."""
         matches = self._matches
         matches.clear()
-        database.scan(block, match_event_handler=self._on_match)
+        database.scan(memoryview(block)[begin:end], match_event_handler=self._on_match)
         seen: dict[int, set[int]] = {}
         rfind = block.rfind
-        for pattern, end in matches:
-            start = rfind(b"\n", 0, end - 1) + 1
+        for pattern, found_end in matches:
+            start = rfind(b"\n", 0, begin + found_end - 1) + 1
             seen.setdefault(pattern, set()).add(start)
         return seen
 
@@ -201,13 +227,13 @@ class Prefilter:
         self._matches.append((pattern, end))
 
 
-def _database(patterns: list[bytes], flags: int):
+def _database(patterns: list[bytes], flags: list[int]):
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(
         expressions=patterns,
         ids=list(range(len(patterns))),
         elements=len(patterns),
-        flags=[flags] * len(patterns),
+        flags=flags,
     )
     return database
 
