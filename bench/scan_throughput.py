@@ -305,9 +305,7 @@ def main() -> None:
     folder = args.dir or Path(tempfile.mkdtemp(prefix="winlogwatch-scan-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        floor_start, scan_start = startup(
-            [sys.executable, "-c", FLOOR], scan, folder
-        )
+        floor_start, scan_start = startup([sys.executable, "-c", FLOOR], scan, folder)
         print(
             f"start-up on an empty file: floor {floor_start:.2f} s, "
             f"scan {scan_start:.2f} s (included in every time below)"
