@@ -7,10 +7,14 @@ refused with a message and a position, never silently ignored.
 
 from __future__ import annotations
 
+import io
 import re
 
+import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from detector import build_cache
 
 # Keywords are regexes with `\b` and a priority above NAME: lark's case-insensitive
 # string terminals would otherwise lose to NAME and `and` would lex as a field.
@@ -66,7 +70,24 @@ NUMBER: /-?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)/
 %ignore /\/\/[^\n]*/
 """
 
-_PARSER = Lark(_GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=False)
+
+def _build_parser() -> Lark:
+    return Lark(_GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=False)
+
+
+def _dumped(parser: Lark) -> bytes:
+    stream = io.BytesIO()
+    parser.save(stream)
+    return stream.getvalue()
+
+
+_PARSER = build_cache.load_or_build(
+    "eql-parser",
+    [_GRAMMAR.encode(), lark.__version__.encode()],
+    _build_parser,
+    _dumped,
+    lambda data: Lark.load(io.BytesIO(data)),
+)
 
 _LEADING_NOISE = re.compile(r"(?:\s+|/\*.*?\*/|//[^\n]*)*", re.DOTALL)
 _MULTI_EVENT = re.compile(r"(sequence|join|sample)\b", re.IGNORECASE)

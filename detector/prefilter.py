@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from detector import build_cache
 from detector.rules import Rule
 
 log = logging.getLogger(__name__)
@@ -228,14 +229,26 @@ class Prefilter:
 
 
 def _database(patterns: list[bytes], flags: list[int]):
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(
-        expressions=patterns,
-        ids=list(range(len(patterns))),
-        elements=len(patterns),
-        flags=flags,
-    )
-    return database
+    def build():
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        database.compile(
+            expressions=patterns,
+            ids=list(range(len(patterns))),
+            elements=len(patterns),
+            flags=flags,
+        )
+        return database
+
+    def load(data: bytes):
+        database = hyperscan.loadb(data, hyperscan.HS_MODE_BLOCK)
+        database.scratch = hyperscan.Scratch(database)
+        # A database built for another CPU (a home folder shared between
+        # machines) fails here, not in the middle of a scan: built anew.
+        database.scan(b"{}\n", match_event_handler=lambda *_: None)
+        return database
+
+    inputs = [hyperscan.__version__.encode(), repr(flags).encode(), *patterns]
+    return build_cache.load_or_build("hyperscan", inputs, build, hyperscan.dumpb, load)
 
 
 def chosen_groups(groups: list[list[str]]) -> list[list[str]]:

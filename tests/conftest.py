@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,12 @@ import pytest
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
 SHARED = REPO.parent / "shared"
+
+# Parser tables and Hyperscan databases the tests build are kept apart from the
+# user's (detector/build_cache.py); every `winlogwatch` a test starts inherits it.
+if "WINLOGWATCH_CACHE" not in os.environ:
+    os.environ["WINLOGWATCH_CACHE"] = tempfile.mkdtemp(prefix="winlogwatch-cache-")
+    atexit.register(shutil.rmtree, os.environ["WINLOGWATCH_CACHE"], True)
 
 
 def winlogwatch_command() -> list[str]:
