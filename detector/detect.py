@@ -41,10 +41,10 @@ class Detector:
     """Evaluate every loaded rule on every line handed to it.
 
     With `every_line` false, blocks of lines go through a `Prefilter` first and
-    only its candidates are parsed; see that module for what it lets go. Of
-    those, the lines the prefilter calls plain are first decoded narrowly
-    (`NarrowReader`, only the fields the rules read) and fully parsed only if
-    that cannot clear them.
+    only its candidates are looked at; see that module for what it lets go. Of
+    those, the lines holding none of the narrow reader's guard strings are first
+    decoded narrowly (`NarrowReader`, only the fields the rules read), and fully
+    parsed only if that cannot clear them.
     """
 
     def __init__(self, rules: list[Rule], every_line: bool = False):
@@ -77,54 +77,65 @@ class Detector:
                     alerts.extend(outcome)
 
     def lines_to_check(self, item: RawLine | Block) -> Iterable[RawLine]:
-        """The lines of `item` to `check`: a single line itself; of a block, all
-        its lines or only the prefilter's candidates (the others only counted)."""
+        """The lines of `item` that need `check`: a single line itself; of a
+        block, all its lines, or only those the prefilter and the narrow reader
+        could not clear (the others only counted)."""
         if type(item) is not Block:
             return (item,)
-        return self._block_lines(item)
+        if self.prefilter is None:
+            return self._every_line(item)
+        return self._uncleared_lines(item)
 
-    def _block_lines(self, block: Block) -> Iterator[RawLine]:
+    def _every_line(self, block: Block) -> Iterator[RawLine]:
         data, offset, number = block.data, block.offset, block.number
-        prefilter = self.prefilter
-        if prefilter is None:
-            for line in data.split(b"\n")[:-1]:
-                yield RawLine(number, offset, line)
-                number += 1
-                offset += len(line) + 1
-            return
-        starts = prefilter.candidates(data, block.lines)
-        guarded = prefilter.guarded
-        if starts is None:  # every line
+        for line in data.split(b"\n")[:-1]:
+            yield RawLine(number, offset, line)
+            number += 1
+            offset += len(line) + 1
+
+    def _uncleared_lines(self, block: Block) -> Iterator[RawLine]:
+        data, offset, number = block.data, block.offset, block.number
+        counters = self.counters
+        starts = self.prefilter.candidates(data, block.lines)
+        guarded = self.prefilter.guarded
+        no_match = self.narrow.no_match
+        shapes: Counter = Counter()
+        if starts is None:  # every line is a candidate
             start = 0
             for line in data.split(b"\n")[:-1]:
-                yield RawLine(number, offset + start, line, plain=start not in guarded)
+                # A line holding no guard string (see detector.narrow) that the
+                # narrow reader clears is counted as an event, never parsed.
+                shape = None if start in guarded else no_match(line)
+                if shape is None:
+                    yield RawLine(number, offset + start, line)
+                else:
+                    shapes[shape] += 1
                 number += 1
                 start += len(line) + 1
-            return
-        let_go = block.lines - len(starts)
-        counters = self.counters
-        counters.lines += let_go
-        counters.events += let_go
-        counters.skipped += let_go
-        position = 0
-        for start in starts:
-            number += data.count(b"\n", position, start)
-            position = start
-            end = data.index(b"\n", start)
-            yield RawLine(
-                number, offset + start, data[start:end], plain=start not in guarded
-            )
+        else:
+            let_go = block.lines - len(starts)
+            counters.lines += let_go
+            counters.events += let_go
+            counters.skipped += let_go
+            position = 0
+            for start in starts:
+                number += data.count(b"\n", position, start)
+                position = start
+                line = data[start : data.index(b"\n", start)]
+                shape = None if start in guarded else no_match(line)
+                if shape is None:
+                    yield RawLine(number, offset + start, line)
+                else:
+                    shapes[shape] += 1
+        cleared = shapes.total()
+        counters.lines += cleared
+        counters.events += cleared
+        counters.shapes.update(shapes)
 
     def check(self, raw: RawLine, path: str, origin: str) -> list[Alert] | BadLine:
         """Evaluate one line of `path`. `origin` identifies the file (see event_key)."""
         counters = self.counters
         counters.lines += 1
-        if raw.plain and self.narrow is not None:
-            shape = self.narrow.no_match(raw.data)
-            if shape is not None:
-                counters.events += 1
-                counters.shapes[shape] += 1
-                return []
         try:
             obj, repaired = decode(raw)
         except LineError as error:

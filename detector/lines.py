@@ -42,9 +42,6 @@ class RawLine:
     offset: int
     data: bytes
     oversize: bool = False  # data is empty: the line was longer than MAX_LINE_BYTES
-    # The prefilter saw no dotted key the narrow reader could miss, and no escape
-    # (see detector.narrow): the line may be cleared without a full parse.
-    plain: bool = False
 
 
 @dataclass(slots=True)

@@ -80,8 +80,8 @@ _ALWAYS = [
 #: When more than this share of the lines in a block's first PROBE_BYTES (at
 #: least DENSE_MIN_LINES of them) are candidates, all its lines are.
 DENSE = 0.5
-DENSE_MIN_LINES = 32
-PROBE_BYTES = 128 * 1024
+DENSE_MIN_LINES = 16
+PROBE_BYTES = 64 * 1024
 
 # Characters of a number's text as the shapes write it (`repr` of a float too).
 _NUMBERISH = frozenset("0123456789.e+-infa")
@@ -168,28 +168,25 @@ class Prefilter:
         candidates, the whole block is handed on. The choice depends on the
         block's bytes alone, never on the blocks before it.
         """
-        probe_end = 0
         guarded: set[int] = set()
-        starts: set[int] = set()
         if lines >= DENSE_MIN_LINES:
-            probe_end = block.rfind(b"\n", 0, PROBE_BYTES) + 1
-            probed = block.count(b"\n", 0, probe_end)
-            starts = self._sparse_candidates(block, 0, probe_end, guarded)
+            probe = block[: block.rfind(b"\n", 0, PROBE_BYTES) + 1]
+            probed = probe.count(b"\n")
+            starts = self._sparse_candidates(probe, None)
             if probed >= DENSE_MIN_LINES and len(starts) > DENSE * probed:
-                seen = self._seen(self._dense, block, 0, len(block))
+                seen = self._seen(self._dense, block)
                 self.guarded = seen.get(0, set()) | seen.get(len(_ALWAYS), set())
                 return None
-        starts |= self._sparse_candidates(block, probe_end, len(block), guarded)
+        # The probe's lines are looked at again: cheaper than copying the rest.
+        starts = self._sparse_candidates(block, guarded)
         self.guarded = guarded
         return sorted(starts)
 
-    def _sparse_candidates(
-        self, block: bytes, begin: int, end: int, guarded: set[int]
-    ) -> set[int]:
-        """Candidates among the lines of block[begin:end] (whole lines), found by
-        the rules' strings and what every line is looked at for; those holding
-        a guard string or an escape are added to `guarded`."""
-        seen = self._seen(self._sparse, block, begin, end)
+    def _sparse_candidates(self, block: bytes, guarded: set[int] | None) -> set[int]:
+        """Candidates among the lines of block, found by the rules' strings and
+        what every line is looked at for; those holding a guard string or an
+        escape are added to `guarded` (unless None)."""
+        seen = self._seen(self._sparse, block)
         starts: set[int] = set()
         for pattern, found in seen.items():
             if pattern >= self._first_always:
@@ -197,8 +194,10 @@ class Prefilter:
         for ids in self._needs:
             if all(pattern in seen for pattern in ids):
                 starts |= set.intersection(*(seen[pattern] for pattern in ids))
-        if begin < end and block[begin] != 0x7B:  # "{": no newline before it
-            starts.add(begin)
+        if not block.startswith(b"{"):
+            starts.add(0)
+        if guarded is None:
+            return starts
         escaped = seen.get(self._first_always, set())
         for start in starts:
             if start in escaped or self._holds_guard(block, start):
@@ -210,17 +209,15 @@ class Prefilter:
         find = block.find
         return any(find(text, start, end) >= 0 for text in self._guard)
 
-    def _seen(
-        self, database, block: bytes, begin: int, end: int
-    ) -> dict[int, set[int]]:
-        """Pattern id: starts of the lines of block[begin:end] it is found on."""
+    def _seen(self, database, block: bytes) -> dict[int, set[int]]:
+        """Pattern id: starts of the lines of block it is found on."""
         matches = self._matches
         matches.clear()
-        database.scan(memoryview(block)[begin:end], match_event_handler=self._on_match)
+        database.scan(block, match_event_handler=self._on_match)
         seen: dict[int, set[int]] = {}
         rfind = block.rfind
-        for pattern, found_end in matches:
-            start = rfind(b"\n", 0, begin + found_end - 1) + 1
+        for pattern, end in matches:
+            start = rfind(b"\n", 0, end - 1) + 1
             seen.setdefault(pattern, set()).add(start)
         return seen
 
