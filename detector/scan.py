@@ -27,6 +27,7 @@ from detector.scan_parts import (
     PARALLEL_MIN_BYTES,
     PART_BYTES,
     PartScanner,
+    keep_freed_buffers,
     parallel_available,
 )
 
@@ -65,6 +66,7 @@ def scan_paths(
     more are scanned in parts of about `part_bytes` by `jobs` worker processes;
     alerts, bad lines and `detector.counters` come out as a sequential scan's.
     """
+    keep_freed_buffers()
     result = ScanResult()
     parts = PartScanner(detector, jobs, part_bytes) if _parallel(jobs) else None
     finished = False
