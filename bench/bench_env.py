@@ -10,6 +10,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -104,3 +105,29 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of pid (Linux /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def tree_peak_rss_mib(pid: int, every: float = 0.05) -> float:
+    """Run until pid exits; the sum over pid and its children of each one's peak
+    resident memory (VmHWM), sampled every `every` seconds. Shared pages count
+    once per process: an upper bound."""
+    peaks: dict[int, float] = {}
+    while Path(f"/proc/{pid}").exists():
+        for process in (pid, *children(pid)):
+            try:
+                peak = peak_rss_mib(process)
+            except OSError:
+                continue
+            if peak == peak:  # a zombie has no VmHWM: nan
+                peaks[process] = max(peaks.get(process, 0.0), peak)
+        time.sleep(every)
+    return sum(peaks.values())
