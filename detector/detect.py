@@ -79,11 +79,14 @@ class Detector:
     def lines_to_check(self, item: RawLine | Block) -> Iterable[RawLine]:
         """The lines of `item` that need `check`: a single line itself; of a
         block, all its lines, or only those the prefilter and the narrow reader
-        could not clear (the others only counted)."""
-        if type(item) is not Block:
-            return (item,)
+        could not clear (the others only counted). A single line (one that lay
+        across two reads) goes through them as a block of one."""
         if self.prefilter is None:
-            return self._every_line(item)
+            return (item,) if type(item) is not Block else self._every_line(item)
+        if type(item) is not Block:
+            if item.oversize:
+                return (item,)
+            item = Block(item.number, item.offset, item.data + b"\n", 1)
         return self._uncleared_lines(item)
 
     def _every_line(self, block: Block) -> Iterator[RawLine]:
@@ -117,13 +120,13 @@ class Detector:
             counters.lines += let_go
             counters.events += let_go
             counters.skipped += let_go
-            position = 0
+            position = 0  # line `number` starts here; counted on only when needed
             for start in starts:
-                number += data.count(b"\n", position, start)
-                position = start
                 line = data[start : data.index(b"\n", start)]
                 shape = None if start in guarded else no_match(line)
                 if shape is None:
+                    number += data.count(b"\n", position, start)
+                    position = start
                     yield RawLine(number, offset + start, line)
                 else:
                     shapes[shape] += 1

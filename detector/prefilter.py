@@ -35,9 +35,22 @@ holds none of the rules' strings is counted as an event, not reported as bad.
 A rule that gives no literal at all (`process where true`) needs every line,
 and so turns the prefilter off; so does Hyperscan not being installed.
 
+Cost. Every place a searched string occurs is a call back into Python, and
+every extra pattern slows Hyperscan's pass. So a block longer than PROBE_BYTES
+is first probed: its start is searched for all the rules' strings, and for each
+rule the group seen on the fewest probed lines becomes its *anchor*. The whole
+block is then searched for the anchors only (and for what makes any line a
+candidate); a line holding a rule's anchor is checked for its other groups by a
+plain search of the lowered line (ASCII case ignored, as Hyperscan's caseless
+mode does). Same candidates, a fraction of the calls: on a busy host `lsass.exe`
+is on one line in six, `unknown` on few. A poor anchor only costs time.
+
 Where most lines of a block are candidates (a stream in which every line names
-lsass), looking for the rules' strings costs more than it saves: a probe of the
-block's start decides to hand it on whole (`DENSE`), which only adds candidates.
+lsass), looking for the rules' strings costs more than it saves: the probe then
+hands the block on whole (`DENSE`), which only adds candidates.
+
+Every choice depends on the block's own bytes, never on the blocks before it,
+so a file checked in parts by several processes gets the same candidates.
 
 The same pass lists, in `guarded`, the lines holding a caller's guard strings or
 an escape; `detector.narrow` needs to know which lines may hide a key from it.
@@ -58,8 +71,8 @@ try:  # Wheels exist for Linux and macOS; elsewhere every line is parsed.
 except ImportError:  # pragma: no cover - depends on the platform
     hyperscan = None
 
-#: Literal groups per rule that Hyperscan looks for. More would be more selective,
-#: but every occurrence of every string costs a call back into Python.
+#: Literal groups per rule that are looked for. More would be more selective, but
+#: every group is a pattern in each probe and each short block.
 MAX_GROUPS = 3
 
 # Each of these makes a line a candidate whatever the rules (see above).
@@ -92,7 +105,8 @@ class Prefilter:
 
     Each chosen literal group is its own Hyperscan pattern, a plain set of
     strings; the lines that hold one of every group of some rule are found here,
-    by intersecting the lines each group was seen on. Chaining the groups in one
+    by intersecting the lines each group was seen on (a short block) or by
+    looking for the other groups on the lines of an anchor. Chaining the groups in one
     pattern (`a[^\\n]*b|b[^\\n]*a`) was faster, but Hyperscan 5.4 (the wheel's
     Vectorscan) missed such caseless patterns with alternatives once the strings
     lay some 30 bytes apart: tests/test_prefilter.py keeps that line.
@@ -114,9 +128,16 @@ class Prefilter:
         # is a candidate: those last patterns, then the guard strings. Both look
         # for the escape: `guarded` lists its lines.
         groups = [b"|".join(map(_escaped, group)) for group in literal_sets]
+        self._groups = groups
+        self._lowered = [
+            tuple(text.encode().lower() for text in g) for g in literal_sets
+        ]
         self._first_always = len(groups)
         caseless = [hyperscan.HS_FLAG_CASELESS] * len(groups)
         self._sparse = _database(groups + _ALWAYS, caseless + [0] * len(_ALWAYS))
+        # Anchor choice (one group id per rule): a database of those groups and
+        # _ALWAYS, built when a block first needs it.
+        self._anchored: dict[tuple[int, ...], object] = {}
         self._guard = sorted({text.encode() for text in guard})
         guard_pattern = [b"|".join(_escaped(text.decode()) for text in self._guard)]
         dense = _ALWAYS + (guard_pattern if self._guard else [])
@@ -160,49 +181,86 @@ class Prefilter:
         """Start offsets, ascending, of the lines of `block` to parse; None for
         all of them.
 
-        `block` is `lines` whole lines, each ending with a newline. Where most
-        lines are candidates (every line of a stream may name lsass), finding the
-        rules' strings costs more than it saves, every occurrence being a call
-        into Python. So the rules' strings are first looked for in the block's
-        first PROBE_BYTES only; when more than DENSE of those lines are
-        candidates, the whole block is handed on. The choice depends on the
-        block's bytes alone, never on the blocks before it.
+        `block` is `lines` whole lines, each ending with a newline. A block of
+        at most PROBE_BYTES is searched for every string at once. A longer one
+        is probed first (see the module's notes): handed on whole when most
+        probed lines are candidates, else searched for the rules' anchors.
         """
-        guarded: set[int] = set()
-        if lines >= DENSE_MIN_LINES:
-            probe = block[: block.rfind(b"\n", 0, PROBE_BYTES) + 1]
-            probed = probe.count(b"\n")
-            starts = self._sparse_candidates(probe, None)
-            if probed >= DENSE_MIN_LINES and len(starts) > DENSE * probed:
-                seen = self._seen(self._dense, block)
-                self.guarded = seen.get(0, set()) | seen.get(len(_ALWAYS), set())
-                return None
-        # The probe's lines are looked at again: cheaper than copying the rest.
-        starts = self._sparse_candidates(block, guarded)
-        self.guarded = guarded
-        return sorted(starts)
+        if len(block) <= PROBE_BYTES:
+            seen = self._seen(self._sparse, block)
+            return self._finish(block, seen, self._candidates(block, seen))
+        probe = block[: block.rfind(b"\n", 0, PROBE_BYTES) + 1]
+        probed = probe.count(b"\n")
+        seen = self._seen(self._sparse, probe)
+        if (
+            probed >= DENSE_MIN_LINES
+            and len(self._candidates(probe, seen)) > DENSE * probed
+        ):
+            seen = self._seen(self._dense, block)
+            self.guarded = seen.get(0, set()) | seen.get(len(_ALWAYS), set())
+            return None
+        # Ties go to the earlier group: the longer string (see chosen_groups).
+        anchors = tuple(
+            min(ids, key=lambda g: len(seen.get(g, ()))) for ids in self._needs
+        )
+        seen = self._seen(self._anchored_database(anchors), block)
+        return self._finish(block, seen, self._candidates(block, seen, anchors))
 
-    def _sparse_candidates(self, block: bytes, guarded: set[int] | None) -> set[int]:
-        """Candidates among the lines of block, found by the rules' strings and
-        what every line is looked at for; those holding a guard string or an
-        escape are added to `guarded` (unless None)."""
-        seen = self._seen(self._sparse, block)
+    def _candidates(
+        self, block: bytes, seen: dict[int, set[int]], anchors: tuple[int, ...] = ()
+    ) -> set[int]:
+        """Candidate lines of block, from where each pattern was `seen`: every
+        group's lines, or (given `anchors`) only each rule's anchor's lines,
+        whose other groups are looked for here."""
         starts: set[int] = set()
         for pattern, found in seen.items():
             if pattern >= self._first_always:
                 starts |= found
-        for ids in self._needs:
-            if all(pattern in seen for pattern in ids):
-                starts |= set.intersection(*(seen[pattern] for pattern in ids))
         if not block.startswith(b"{"):
             starts.add(0)
-        if guarded is None:
+        if not anchors:
+            for ids in self._needs:
+                if all(pattern in seen for pattern in ids):
+                    starts |= set.intersection(*(seen[pattern] for pattern in ids))
             return starts
-        escaped = seen.get(self._first_always, set())
-        for start in starts:
-            if start in escaped or self._holds_guard(block, start):
-                guarded.add(start)
+        lowered: dict[int, bytes] = {}
+        for anchor, ids in zip(anchors, self._needs, strict=True):
+            others = [self._lowered[pattern] for pattern in ids if pattern != anchor]
+            for start in seen.get(anchor, ()):
+                if start in starts:
+                    continue
+                line = lowered.get(start)
+                if line is None:
+                    line = block[start : block.index(b"\n", start)].lower()
+                    lowered[start] = line
+                if all(any(text in line for text in group) for group in others):
+                    starts.add(start)
         return starts
+
+    def _finish(
+        self, block: bytes, seen: dict[int, set[int]], starts: set[int]
+    ) -> list[int]:
+        """Set `guarded` for these candidates; their starts, ascending."""
+        escaped = seen.get(self._first_always, set())
+        self.guarded = {
+            start
+            for start in starts
+            if start in escaped or self._holds_guard(block, start)
+        }
+        return sorted(starts)
+
+    def _anchored_database(self, anchors: tuple[int, ...]):
+        database = self._anchored.get(anchors)
+        if database is None:
+            ids = sorted(set(anchors))
+            always = range(self._first_always, self._first_always + len(_ALWAYS))
+            database = _database(
+                [self._groups[i] for i in ids] + _ALWAYS,
+                [hyperscan.HS_FLAG_CASELESS] * len(ids) + [0] * len(_ALWAYS),
+                ids + list(always),
+            )
+            self._anchored[anchors] = database
+        return database
 
     def _holds_guard(self, block: bytes, start: int) -> bool:
         end = block.find(b"\n", start)
@@ -225,12 +283,16 @@ class Prefilter:
         self._matches.append((pattern, end))
 
 
-def _database(patterns: list[bytes], flags: list[int]):
+def _database(patterns: list[bytes], flags: list[int], ids: list[int] | None = None):
+    """A Hyperscan block-mode database; pattern i is reported as ids[i] (i by
+    default). Kept in the build cache."""
+    ids = list(range(len(patterns))) if ids is None else ids
+
     def build():
         database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         database.compile(
             expressions=patterns,
-            ids=list(range(len(patterns))),
+            ids=ids,
             elements=len(patterns),
             flags=flags,
         )
@@ -244,13 +306,13 @@ def _database(patterns: list[bytes], flags: list[int]):
         database.scan(b"{}\n", match_event_handler=lambda *_: None)
         return database
 
-    inputs = [hyperscan.__version__.encode(), repr(flags).encode(), *patterns]
+    inputs = [hyperscan.__version__.encode(), repr((flags, ids)).encode(), *patterns]
     return build_cache.load_or_build("hyperscan", inputs, build, hyperscan.dumpb, load)
 
 
 def chosen_groups(groups: list[list[str]]) -> list[list[str]]:
-    """The most selective groups (longest shortest string), MAX_GROUPS at most:
-    each costs a callback for every place its strings occur."""
+    """The groups most likely selective (longest shortest string), MAX_GROUPS at
+    most, longest first: each is a pattern in every probe."""
     ranked = sorted(groups, key=lambda group: min(map(len, group)), reverse=True)
     return ranked[:MAX_GROUPS]
 

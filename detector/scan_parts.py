@@ -16,11 +16,10 @@ How a part is checked, and why the output is the sequential scan's, byte for byt
   opened (device and inode), and feeds the part to a `LineSplitter` that starts at
   the part's offset with line number 0: offsets are absolute, line numbers count
   from the part's start. It reads on the same grid of `CHUNK_BYTES` as the
-  sequential scan (the first read stops at the next multiple), so the same lines
-  straddle two reads. That matters: a straddling line comes alone and is always
-  parsed, while the lines of a block go through the prefilter; reading the same
-  way gives the same blocks, and the prefilter judges a block by its bytes alone,
-  hence the same lines parsed and the same counters, prefilter or not.
+  sequential scan (the first read stops at the next multiple), so it gets the same
+  blocks. That matters: the prefilter judges a block by its own bytes (a probe of
+  its start may hand it on whole, and then the narrow reader sees every line), so
+  the same blocks give the same lines parsed and the same counters.
 * Of every line its detector checks, the worker keeps only those with something to
   say: for a line that gave alerts its number, offset and bytes; for a bad line
   its number, offset and reason. It hands those back with its counters and the

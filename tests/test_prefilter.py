@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from detector.detect import Detector
 from detector.lines import Block, LineSplitter, RawLine
-from detector.prefilter import Prefilter
+from detector.prefilter import _ALWAYS, DENSE, DENSE_MIN_LINES, PROBE_BYTES, Prefilter
 from detector.rules import load_rules
 from detector.shapes import MADE_UP_FIELDS, SHAPES, to_ecs
 
@@ -49,8 +50,19 @@ def _alerts(line: bytes) -> list:
     return outcome if isinstance(outcome, list) else []
 
 
+# A line naming lsass.exe and nothing else the rules need, long enough that a
+# block of them is longer than the probe: the probe then anchors rules on their
+# other groups, and a line under test among them is judged by the anchored search.
+_FILLER = b'{"process": {"name": "lsass.exe"}, "pad": "' + b"x" * 2000 + b'"}\n'
+
+
 def _kept(line: bytes) -> bool:
-    return 0 in candidates(PREFILTER, line + b"\n")
+    """Whether line is a candidate, alone and among filler lines (asserted the same)."""
+    alone = 0 in candidates(PREFILTER, line + b"\n")
+    block = _FILLER * 40 + line + b"\n" + _FILLER * 5
+    assert len(block) > PROBE_BYTES
+    assert candidates(PREFILTER, block) == ([len(_FILLER) * 40] if alone else []), line
+    return alone
 
 
 def _alerts_by_default(line: bytes) -> list:
@@ -260,6 +272,96 @@ def test_respellings_that_keep_the_meaning_still_alert_and_are_kept(seed):
         assert _kept(line), line
 
 
+# --- blocks longer than the probe --------------------------------------------------
+
+# Rules with shared and alternative groups, and guard strings, for the comparison
+# of the Hyperscan search with a plain one below.
+NEEDS = [
+    [["lsass.exe"], ["0x40", "0x1410"], ["nown"]],
+    [["cmd.exe"], ["ldr"]],
+    [["nown"]],
+]
+GUARD = ['"process.', '"winlog.']
+MANY_RULES = Prefilter(NEEDS, GUARD)
+_LINTS = re.compile(b"|".join(_ALWAYS[:1] + _ALWAYS[2:]))
+
+PIECES = [
+    b"lsass.exe", b"LSASS.exe", b"lsass", b"0x40", b"0X1410", b"0x14", b"unknown",
+    b"NOWN", b"cmd.exe", b"Ldr", b"\\u006c", b"\\u00e9", b'"process.', b'"winlog.',
+    b'"Process.', b'"a": ""x', b'"a": "", ', b"}{", b"} {", b"\x01", b'"k": 1',
+]  # fmt: skip
+
+
+def reference(block: bytes) -> tuple[set[int], set[int]]:
+    """Candidates and guarded lines of block, by a plain search of each line."""
+    starts, guarded, start = set(), set(), 0
+    for line in block.split(b"\n")[:-1]:
+        lowered = line.lower()
+        outline = line.startswith(b"{") and line.rstrip(b"\r").endswith(b"}")
+        outline = outline and not line.endswith(b"\r\r")
+        if (
+            not outline
+            or _LINTS.search(line)
+            or any(
+                all(any(t.encode() in lowered for t in group) for group in groups)
+                for groups in NEEDS
+            )
+        ):
+            starts.add(start)
+            escaped = re.search(_ALWAYS[0], line)
+            if escaped or any(text.encode() in line for text in GUARD):
+                guarded.add(start)
+        start += len(line) + 1
+    return starts, guarded
+
+
+@st.composite
+def blocks(draw) -> bytes:
+    """Blocks of 40-120 lines of 1.7-3 KB: longer than the probe, the pieces the
+    rules and lints look for spread over them (often more in the probe)."""
+    lines = []
+    for _ in range(draw(st.integers(40, 120))):
+        pieces = draw(st.lists(st.sampled_from(PIECES), max_size=4))
+        pad = b"p" * draw(st.integers(1700, 3000))
+        inner = b" ".join(pieces)
+        cut = draw(st.integers(0, len(pad)))
+        line = b'{"pad": "' + pad[:cut] + inner + pad[cut:] + b'"}'
+        odd = draw(st.sampled_from([None] * 12 + [b"\r", b"", b" ", b"[", b"{"]))
+        if odd is not None:
+            line = line + odd if odd in (b"\r", b" ") else odd + line[1:]
+        lines.append(line)
+    return b"\n".join(lines) + b"\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks())
+def test_long_blocks_get_the_lines_a_plain_search_finds(block):
+    assert len(block) > PROBE_BYTES
+    starts, guarded = reference(block)
+    found = MANY_RULES.candidates(block, block.count(b"\n"))
+    if found is None:  # handed on whole: most probed lines were candidates
+        probe = block[: block.rfind(b"\n", 0, PROBE_BYTES) + 1]
+        probed = probe.count(b"\n")
+        assert probed >= DENSE_MIN_LINES
+        assert len([s for s in starts if s < len(probe)]) > DENSE * probed
+        assert MANY_RULES.guarded >= guarded
+    else:
+        assert set(found) == starts
+        assert found == sorted(found)
+        assert MANY_RULES.guarded == guarded
+
+
+def test_each_rule_is_anchored_on_its_rarest_group_in_the_probe():
+    # Every probed line names lsass.exe and 0x40, none unknown: the rule is
+    # anchored on `nown`, and a later line holding all three is still found.
+    prefilter = Prefilter([[["lsass.exe"], ["0x40"], ["nown"]]])
+    busy = b'{"a": "lsass.exe 0x40 ' + b"p" * 2000 + b'"}\n'
+    hit, near = b'{"a": "LSASS.EXE 0X40 UNKNOWN"}\n', b'{"a": "0x40 unknown"}\n'
+    block = busy * 40 + hit + near + busy * 3
+    assert prefilter.candidates(block, block.count(b"\n")) == [len(busy) * 40]
+    assert list(prefilter._anchored) == [(2,)]  # the third group: `nown`
+
+
 # --- the parts --------------------------------------------------------------------
 
 
@@ -365,7 +467,5 @@ def test_line_numbers_and_offsets_survive_the_blocks(chunk):
     assert [(b.number, b.offset) for b in bad] == [(18, data.index(b"not json"))]
     counters = detector.counters
     assert counters.lines == 50 and counters.events == 49 and counters.bad == 1
-    if chunk > len(data):  # one block: all but the two odd lines let go
-        assert counters.skipped == 48
-    else:  # lines completed across chunks are parsed whole
-        assert 0 < counters.skipped < 48
+    # All but the two odd lines let go, those completed across chunks too.
+    assert counters.skipped == 48
