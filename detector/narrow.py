@@ -61,7 +61,7 @@ class NarrowReader:
             _add_path(tree, path.split("."))
         for key in HIT_KEYS:
             tree.setdefault(key, _PRESENCE)
-        self._hit_keys = HIT_KEYS
+        self._no_hit_keys = frozenset(HIT_KEYS).isdisjoint
         self._decode = msgspec.json.Decoder(_typed(tree, "Narrow")).decode
         self._encode = msgspec.json.Encoder().encode
         # The narrow document, as JSON: whether it is cleared (see `no_match`).
@@ -85,9 +85,8 @@ class NarrowReader:
                 data.decode()
             except UnicodeDecodeError:
                 return None
-        for key in self._hit_keys:
-            if key in doc:
-                return None
+        if not self._no_hit_keys(doc):
+            return None
         if self._timestamp_unread and type(doc.get("@timestamp")) is str:
             # Read by no rule; `to_ecs` only asks whether it is a list. Dropped,
             # it no longer makes every line's document a different one.

@@ -125,8 +125,8 @@ class Prefilter:
             self._needs.append(ids)
         # Two databases. For most blocks: the rules' strings, then what makes any
         # line a candidate (the escape first). For dense blocks, where every line
-        # is a candidate: those last patterns, then the guard strings. Both look
-        # for the escape: `guarded` lists its lines.
+        # is a candidate already: only the escape and the guard strings, which
+        # `guarded` lists the lines of.
         groups = [b"|".join(map(_escaped, group)) for group in literal_sets]
         self._groups = groups
         self._lowered = [
@@ -140,7 +140,7 @@ class Prefilter:
         self._anchored: dict[tuple[int, ...], object] = {}
         self._guard = sorted({text.encode() for text in guard})
         guard_pattern = [b"|".join(_escaped(text.decode()) for text in self._guard)]
-        dense = _ALWAYS + (guard_pattern if self._guard else [])
+        dense = _ALWAYS[:1] + (guard_pattern if self._guard else [])
         self._dense = _database(dense, [0] * len(dense))
         self._matches: list[tuple[int, int]] = []
         #: After `candidates`: starts of the candidate lines (all lines, when it
@@ -197,7 +197,7 @@ class Prefilter:
             and len(self._candidates(probe, seen)) > DENSE * probed
         ):
             seen = self._seen(self._dense, block)
-            self.guarded = seen.get(0, set()) | seen.get(len(_ALWAYS), set())
+            self.guarded = seen.get(0, set()) | seen.get(1, set())
             return None
         # Ties go to the earlier group: the longer string (see chosen_groups).
         anchors = tuple(
