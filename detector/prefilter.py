@@ -90,6 +90,11 @@ _ALWAYS = [
     rb'""[^,}\]:\s]',
 ]
 
+#: Anchor choices (one group per rule) a prefilter builds a database for. With
+#: many rules the choices a stream leads to could be many; past this many, a
+#: block whose choice is new is searched for every group instead (same lines).
+MAX_ANCHORINGS = 16
+
 #: When more than this share of the lines in a block's first PROBE_BYTES (at
 #: least DENSE_MIN_LINES of them) are candidates, all its lines are.
 DENSE = 0.5
@@ -203,7 +208,11 @@ class Prefilter:
         anchors = tuple(
             min(ids, key=lambda g: len(seen.get(g, ()))) for ids in self._needs
         )
-        seen = self._seen(self._anchored_database(anchors), block)
+        database = self._anchored_database(anchors)
+        if database is None:
+            seen = self._seen(self._sparse, block)
+            return self._finish(block, seen, self._candidates(block, seen))
+        seen = self._seen(database, block)
         return self._finish(block, seen, self._candidates(block, seen, anchors))
 
     def _candidates(
@@ -250,8 +259,9 @@ class Prefilter:
         return sorted(starts)
 
     def _anchored_database(self, anchors: tuple[int, ...]):
+        """The database for this choice of anchors; None past MAX_ANCHORINGS."""
         database = self._anchored.get(anchors)
-        if database is None:
+        if database is None and len(self._anchored) < MAX_ANCHORINGS:
             ids = sorted(set(anchors))
             always = range(self._first_always, self._first_always + len(_ALWAYS))
             database = _database(

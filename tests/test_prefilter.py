@@ -19,6 +19,7 @@ from conftest import DATA, run_winlogwatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detector import prefilter as prefilter_module
 from detector.detect import Detector
 from detector.lines import Block, LineSplitter, RawLine
 from detector.prefilter import _ALWAYS, DENSE, DENSE_MIN_LINES, PROBE_BYTES, Prefilter
@@ -360,6 +361,20 @@ def test_each_rule_is_anchored_on_its_rarest_group_in_the_probe():
     block = busy * 40 + hit + near + busy * 3
     assert prefilter.candidates(block, block.count(b"\n")) == [len(busy) * 40]
     assert list(prefilter._anchored) == [(2,)]  # the third group: `nown`
+
+
+def test_past_the_anchorings_cap_a_block_is_searched_for_every_group(monkeypatch):
+    monkeypatch.setattr(prefilter_module, "MAX_ANCHORINGS", 1)
+    prefilter = Prefilter([[["lsass.exe"], ["0x40"], ["nown"]]])
+    pad = b"p" * 2000
+    hit = b'{"a": "LSASS.EXE 0X40 UNKNOWN"}\n'
+    # The first block anchors on `nown`, the second on `lsass.exe`: no room.
+    first = b'{"a": "lsass.exe 0x40 ' + pad + b'"}\n'
+    second = b'{"a": "unknown 0x40 ' + pad + b'"}\n'
+    for busy in (first, second):
+        block = busy * 40 + hit + busy * 3
+        assert prefilter.candidates(block, block.count(b"\n")) == [len(busy) * 40]
+    assert list(prefilter._anchored) == [(2,)]
 
 
 # --- the parts --------------------------------------------------------------------
