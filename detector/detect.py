@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from detector.alerts import build_alert
 from detector.lines import Block, LineError, RawLine, decode
 from detector.model import Alert, BadLine
-from detector.narrow import NarrowReader
+from detector.narrow import SHAPE, NarrowReader
 from detector.prefilter import Prefilter
 from detector.rules import Rule
 from detector.shapes import MADE_UP_FIELDS, to_ecs
@@ -44,7 +44,8 @@ class Detector:
     only its candidates are looked at; see that module for what it lets go. Of
     those, the lines holding none of the narrow reader's guard strings are first
     decoded narrowly (`NarrowReader`, only the fields the rules read), and fully
-    parsed only if that cannot clear them.
+    parsed only if that cannot clear them. A block the prefilter hands on whole
+    is decoded narrowly in one call.
     """
 
     def __init__(self, rules: list[Rule], every_line: bool = False):
@@ -104,6 +105,10 @@ class Detector:
         no_match = self.narrow.no_match
         shapes: Counter = Counter()
         if starts is None:  # every line is a candidate
+            pending = self.narrow.uncleared(data, block.lines)
+            if pending is not None:
+                yield from self._lines_at(block, pending, guarded)
+                return
             start = 0
             for line in data.split(b"\n")[:-1]:
                 # A line holding no guard string (see detector.narrow) that the
@@ -134,6 +139,30 @@ class Detector:
         counters.lines += cleared
         counters.events += cleared
         counters.shapes.update(shapes)
+
+    def _lines_at(
+        self, block: Block, indexes: list[int], starts: set[int]
+    ) -> Iterator[RawLine]:
+        """The lines of `block` at `indexes` (ascending, from 0) or at `starts`
+        (offsets in block); every other line is counted as a cleared event."""
+        data, wanted = block.data, set(indexes)
+        last_index = indexes[-1] if indexes else -1
+        last_start = max(starts, default=-1)
+        index = start = given = 0
+        while index <= last_index or start <= last_start:
+            end = data.index(b"\n", start)
+            if index in wanted or start in starts:
+                yield RawLine(
+                    block.number + index, block.offset + start, data[start:end]
+                )
+                given += 1
+            index += 1
+            start = end + 1
+        cleared = block.lines - given
+        counters = self.counters
+        counters.lines += cleared
+        counters.events += cleared
+        counters.shapes[SHAPE] += cleared
 
     def check(self, raw: RawLine, path: str, origin: str) -> list[Alert] | BadLine:
         """Evaluate one line of `path`. `origin` identifies the file (see event_key)."""

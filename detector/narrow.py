@@ -4,9 +4,9 @@ Parsing a whole 2 KB event costs most of what checking it costs, yet a rule read
 five or six of its hundred-odd fields. On a stream where many lines hold the
 rules' strings (the prefilter's candidates) but few match, most of the time went
 into building objects no rule looks at. `NarrowReader` decodes a line with
-msgspec into nested dicts that hold only the fields the loaded rules read, plus
-the few `shapes.to_ecs` reads to name a winlogbeat 7 document, and runs the
-same `to_ecs` and the same compiled queries on that.
+msgspec into a frozen Struct that holds only the fields the loaded rules read,
+plus the few `shapes.to_ecs` reads to name a winlogbeat 7 document, and runs the
+same `to_ecs` and the same compiled queries on it, turned into plain dicts.
 
 It only ever answers "no rule matches this winlogbeat 7 event"; anything else
 (a match, another layout, a type it did not expect, a decoding error) sends the
@@ -25,6 +25,23 @@ in three ways, each kept away:
 A line holding bytes that are not UTF-8 goes to the full path too, which repairs
 and counts it (msgspec does not look inside strings it skips).
 
+Values read here are strings, integers within int64 (orjson turns integers past
+64 bits into floats), null, and arrays of those. A boolean, a float, an object,
+or a bigger integer where a rule reads sends the line to the full path: so no
+value kept here equals one of another type (in Python `1 == 1.0 == True`), and
+the verdict kept for one narrow document (see below) is never reused for another
+that only compares equal to it.
+
+A stream repeats the few values rules read (the same process asking for the same
+access from the same code): the verdict on each narrow document is kept, keyed
+by its values.
+
+A block of many candidate lines is decoded in one call (`uncleared`), as one JSON
+array: a line that is not one well-formed object of the expected types makes the
+whole array fail, and the block is then read line by line. Such a block costs up
+to twice the decoding: a file with a blank line or an odd value in every block
+is read about a third slower than one without.
+
 Known shortcoming: what orjson refuses but msgspec reads in a skipped field (a
 number past a double's range such as `1e400`; arrays nested past `lines.MAX_DEPTH`)
 leaves such a line counted as an event here, where `--every-line` reports it as
@@ -33,20 +50,34 @@ unusable. Neither can hide or change a field a rule reads.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
+from msgspec.structs import astuple
 
 from detector.rules import Rule
 from detector.shapes import HIT_KEYS, WINLOGBEAT7_SIGNS, to_ecs
 
-_SHAPE = "winlogbeat7"
+#: The only shape the narrow reader clears lines of.
+SHAPE = "winlogbeat7"
 
 #: Verdicts kept at most; all are forgotten when it is reached.
 MEMO_LIMIT = 4096
 
-# A key whose presence alone is read: its value is kept undecoded.
-_PRESENCE = "presence"
+_TIMESTAMP = "@timestamp"
+
+# What orjson surely reads as an int too (past 64 bits it gives a float; msgspec
+# takes no bound past int64, so unsigned values above it go to the full path).
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Scalar = str | _Int | None
+# A value a rule may read, when it is one the narrow path can keep a verdict on.
+_Value = _Scalar | tuple[_Scalar, ...] | UnsetType
+
+
+class _Frozen(msgspec.Struct, frozen=True, gc=False):
+    """Base of the generated Structs: hashable (verdicts are kept per document)
+    and left out of the cycle collector (they hold no cycles)."""
 
 
 class NarrowReader:
@@ -59,14 +90,22 @@ class NarrowReader:
         tree: dict[str, Any] = {}
         for path in sorted(paths):
             _add_path(tree, path.split("."))
+        # A plain @timestamp that no rule reads only matters to `to_ecs` for
+        # whether it is a list; its value would make every line's document a
+        # different one, so it is kept out of the key (see `_cleared_doc`).
+        self._timestamp_unread = _TIMESTAMP not in paths - set(WINLOGBEAT7_SIGNS)
+        # Order: @timestamp first, the search hit's keys last (see `_cleared_doc`).
+        keys = sorted(tree, key=lambda key: (key != _TIMESTAMP, key))
+        top = {key: tree[key] for key in keys}
         for key in HIT_KEYS:
-            tree.setdefault(key, _PRESENCE)
-        self._no_hit_keys = frozenset(HIT_KEYS).isdisjoint
-        self._decode = msgspec.json.Decoder(_typed(tree, "Narrow")).decode
-        self._encode = msgspec.json.Encoder().encode
-        # The narrow document, as JSON: whether it is cleared (see `no_match`).
-        self._cleared: dict[bytes, bool] = {}
-        self._timestamp_unread = "@timestamp" not in paths - set(WINLOGBEAT7_SIGNS)
+            top.pop(key, None)
+            top[key] = msgspec.Raw
+        self._fields = len(top) - len(HIT_KEYS)
+        self._struct = _struct(top, "Narrow")
+        self._decode = msgspec.json.Decoder(self._struct).decode
+        self._decode_all = msgspec.json.Decoder(list[self._struct]).decode
+        self._cleared: dict[tuple, bool] = {}
+        self._no_hit = (UNSET,) * len(HIT_KEYS)
         names = set(_names(tree))
         #: A line holding one of these may have a dotted key the full path would
         #: expand onto a field read here: it must not be given to `no_match`.
@@ -85,29 +124,62 @@ class NarrowReader:
                 data.decode()
             except UnicodeDecodeError:
                 return None
-        if not self._no_hit_keys(doc):
+        return SHAPE if self._cleared_doc(doc) else None
+
+    def uncleared(self, block: bytes, lines: int) -> list[int] | None:
+        """Indexes (from 0) of the lines of `block` that `no_match` would not
+        clear, found by decoding the block in one call; None when the block does
+        not decode as `lines` objects of the expected types, and must be read a
+        line at a time. `block` is whole lines, each ending with a newline; the
+        same conditions as for `no_match` apply to each line cleared."""
+        if not block.isascii():
+            try:
+                block.decode()
+            except UnicodeDecodeError:
+                return None
+        try:
+            docs = self._decode_all(b"[" + block[:-1].replace(b"\n", b",") + b"]")
+        except Exception:
             return None
-        if self._timestamp_unread and type(doc.get("@timestamp")) is str:
-            # Read by no rule; `to_ecs` only asks whether it is a list. Dropped,
-            # it no longer makes every line's document a different one.
-            del doc["@timestamp"]
-        # A stream repeats the few values rules read (the same process asking for
-        # the same access from the same code): the verdict on a document is kept.
-        key = self._encode(doc)
+        if len(docs) != lines:  # a line held two values, or none
+            return None
+        cleared = self._cleared_doc
+        return [index for index, doc in enumerate(docs) if not cleared(doc)]
+
+    def _cleared_doc(self, doc) -> bool:
+        """True when doc is a winlogbeat 7 event no rule matches."""
+        values = astuple(doc)
+        if values[self._fields :] != self._no_hit:
+            return False
+        key = values[: self._fields]
+        if self._timestamp_unread and type(key[0]) is not tuple:
+            key = key[1:]  # (one shorter: never equal to a key that kept it)
         cleared = self._cleared.get(key)
         if cleared is None:
             cleared = self._clears(doc)
             if len(self._cleared) >= MEMO_LIMIT:
                 self._cleared.clear()
             self._cleared[key] = cleared
-        return _SHAPE if cleared else None
+        return cleared
 
-    def _clears(self, doc: dict) -> bool:
+    def _clears(self, doc) -> bool:
         """True when `to_ecs` calls doc winlogbeat 7 and no rule matches it."""
-        shape, view = to_ecs(doc, undotted=True)
-        if shape != _SHAPE:
+        plain = _plain(doc)
+        if self._timestamp_unread and type(plain.get(_TIMESTAMP)) is not list:
+            plain.pop(_TIMESTAMP, None)  # `to_ecs` only asks whether it is a list
+        shape, view = to_ecs(plain, undotted=True)
+        if shape != SHAPE:
             return False
         return not any(query.matches(view) for query in self._queries)
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_plain = msgspec.json.Decoder().decode
+
+
+def _plain(doc) -> dict:
+    """doc as the dicts and lists a full parse gives, keys spelled as in JSON."""
+    return _decode_plain(_encode(doc))
 
 
 def _add_path(tree: dict[str, Any], parts: list[str]) -> None:
@@ -128,18 +200,22 @@ def _add_path(tree: dict[str, Any], parts: list[str]) -> None:
         node = child
 
 
-def _typed(tree: dict[str, Any], name: str) -> type:
-    """A TypedDict for `tree`: every key optional, leaves Any, unknown keys
-    skipped by the decoder."""
-    fields: dict[str, Any] = {}
-    for index, (key, child) in enumerate(sorted(tree.items())):
+def _struct(tree: dict[str, Any], name: str) -> type:
+    """A frozen Struct for `tree`, in its order: every field optional (UNSET when
+    absent), leaves `_Value`, subtrees Structs; keys not named are skipped by the
+    decoder. Fields are named f0, f1, ...: JSON keys need not be identifiers."""
+    fields = []
+    rename = {}
+    for index, (key, child) in enumerate(tree.items()):
         if child is None:
-            fields[key] = Any
-        elif child is _PRESENCE:
-            fields[key] = msgspec.Raw
+            kind: Any = _Value
+        elif child is msgspec.Raw:
+            kind = msgspec.Raw | UnsetType
         else:
-            fields[key] = _typed(child, f"{name}_{index}")
-    return TypedDict(name, fields, total=False)  # type: ignore[operator]
+            kind = _struct(child, f"{name}_{index}") | UnsetType
+        fields.append((f"f{index}", kind, UNSET))
+        rename[f"f{index}"] = key
+    return msgspec.defstruct(name, fields, bases=(_Frozen,), rename=rename)
 
 
 def _names(tree: dict[str, Any]):

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detector.detect import Detector
 from detector.lines import Block, RawLine
@@ -194,3 +196,105 @@ def test_a_kept_verdict_is_only_reused_for_the_same_values():
     # A timestamp in a list is no plain timestamp (Kibana's fields view): kept.
     hit["@timestamp"] = [hit["@timestamp"]]
     assert _both_ways(json.dumps(hit).encode()) == [RULES[0].rule_id]
+
+
+# --- a block read in one call ------------------------------------------------------
+
+_MISS_LINE = json.dumps(_miss(HIT)).encode()
+
+
+def _variants() -> list[bytes]:
+    """Lines to mix into a block of near misses: each decodes narrowly in a way of
+    its own, or makes the whole block fail to, or alerts."""
+    hit = json.dumps(HIT).encode()
+    odd = []
+    for value in [True, 1.5, 2**63, 2**70, -(2**63), 64, None, ["0x40"], [["0x40"]]]:
+        doc = _miss(HIT)
+        doc["winlog"]["event_data"]["GrantedAccess"] = value
+        odd.append(json.dumps(doc).encode())
+    listed = json.loads(hit)
+    listed["@timestamp"] = [listed["@timestamp"]]
+    # Kibana's fields view, by its listed timestamp: another shape than the plain
+    # near miss, which must keep a verdict of its own.
+    listed_miss = _miss(HIT)
+    listed_miss["@timestamp"] = [listed_miss["@timestamp"]]
+    bad_utf8 = _MISS_LINE.replace(b"WS-042", b"WS-\xff", 1)
+    assert bad_utf8 != _MISS_LINE
+    return [
+        _MISS_LINE,
+        hit,
+        hit + b"\r",
+        json.dumps(listed).encode(),
+        json.dumps({"_index": "w", "_id": "1", "_source": HIT}).encode(),
+        json.dumps({"_id": "1", **HIT}).encode(),
+        json.dumps(listed_miss).encode(),
+        # A near miss around a search hit's _source that alerts.
+        json.dumps({**_miss(HIT), "_source": HIT}).encode(),
+        json.dumps(_dotted_only(HIT, "process.name")).encode(),
+        hit.replace(b'"CallTrace"', b'"Call\\u0054race"'),
+        hit[:-1] + b', "winlog": ' + json.dumps(_clean_trace(HIT)["winlog"]).encode()
+        + b"}",
+        _MISS_LINE + b"," + hit,  # two objects: one more element than lines
+        hit + b" " + _MISS_LINE,
+        b"",
+        b"   ",
+        b"{}",
+        b"[1, 2]",
+        b"42",
+        hit[: len(hit) // 2],
+        bad_utf8,
+        HIT8,
+        *odd,
+    ]  # fmt: skip
+
+
+VARIANTS = _variants()
+
+
+def _outcome(block: bytes, lines: int, every_line: bool):
+    detector = Detector(RULES, every_line=every_line)
+    alerts: list = []
+    bad: list = []
+    detector.check_lines([Block(7, 1000, block, lines)], "t.ndjson", "t", alerts, bad)
+    counters = detector.counters
+    return (
+        [(a.rule_id, a.line_number, a.offset) for a in alerts],
+        [(b.number, b.offset, b.reason) for b in bad],
+        (counters.lines, counters.events, counters.bad, counters.repaired),
+        counters.shapes,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(range(len(VARIANTS))), max_size=30))
+def test_a_block_of_near_misses_read_in_one_call_gets_every_lines_verdict(picks):
+    # Enough near misses first that the prefilter hands the block on whole, and
+    # the narrow reader reads it as one array (or line by line once that fails).
+    lines = [_MISS_LINE] * 40 + [VARIANTS[i] for i in picks] + [_MISS_LINE]
+    block = b"\n".join(lines) + b"\n"
+    detector = Detector(RULES)
+    assert detector.prefilter.candidates(block, len(lines)) is None
+    assert _outcome(block, len(lines), False) == _outcome(block, len(lines), True)
+
+
+def test_a_block_read_in_one_call_is_read_so():
+    reader = NarrowReader(RULES)
+    hit = json.dumps(HIT).encode()
+    block = b"\n".join([_MISS_LINE] * 30 + [hit] + [_MISS_LINE] * 3) + b"\n"
+    assert reader.uncleared(block, 34) == [30]
+    # A blank line, or a line of two objects, and the block is read line by line.
+    assert reader.uncleared(block + b"\n", 35) is None
+    assert reader.uncleared(block + _MISS_LINE + b"," + hit + b"\n", 35) is None
+    # So is a block with bytes that are not UTF-8 (msgspec would not see them).
+    assert reader.uncleared(block.replace(b"WS-042", b"WS-\xff", 1), 34) is None
+
+
+@pytest.mark.parametrize("value", [True, 1, 1.0])
+def test_values_equal_in_python_but_not_in_type_keep_no_shared_verdict(value):
+    # 1 == 1.0 == True: the narrow reader must not reuse the verdict on one for
+    # another. Only ints are read narrowly; the others go to the full path.
+    reader = NarrowReader(RULES)
+    doc = _miss(HIT)
+    doc["winlog"]["event_data"]["GrantedAccess"] = value
+    cleared = reader.no_match(json.dumps(doc).encode())
+    assert cleared == ("winlogbeat7" if type(value) is int else None)

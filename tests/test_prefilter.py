@@ -75,6 +75,29 @@ def _alerts_by_default(line: bytes) -> list:
     return alerts
 
 
+def _near_miss() -> bytes:
+    """The sample log's alerting event as a Sysmon event 11: all the shipped
+    rule's strings, no match."""
+    text = (ROOT / "sample_logs" / "ws-042.winlogbeat7.ndjson").read_bytes()
+    doc = json.loads(text.splitlines()[24])
+    doc["event"]["code"] = doc["winlog"]["event_id"] = "11"
+    return json.dumps(doc).encode() + b"\n"
+
+
+_NEAR_MISS = _near_miss()
+
+
+def _alerts_in_a_dense_block(line: bytes) -> list:
+    """Alerts of the default path on line among near misses: the prefilter hands
+    the block on whole, and the narrow reader reads it in one call."""
+    block = _NEAR_MISS * 40 + line + b"\n" + _NEAR_MISS * 5
+    assert candidates(PREFILTER, block) is None
+    alerts: list = []
+    DEFAULT.check_lines([Block(1, 0, block, 46)], "t.ndjson", "t", alerts, [])
+    assert {alert.line_number for alert in alerts} <= {41}, line
+    return alerts
+
+
 def _base_events() -> list[dict]:
     """Every event of the test data that one of RULES alerts on, as objects."""
     found = []
@@ -254,6 +277,8 @@ def test_no_respelling_that_alerts_is_let_go(index, seed):
         assert _kept(line), line
         by_default = _alerts_by_default(line)
         assert [a.rule_id for a in by_default] == [a.rule_id for a in alerts], line
+        in_block = _alerts_in_a_dense_block(line)
+        assert [a.rule_id for a in in_block] == [a.rule_id for a in alerts], line
 
 
 def test_the_base_events_alert_in_every_shape():
