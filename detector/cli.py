@@ -138,7 +138,7 @@ def scan_main(argv: list[str]) -> int:
     log.info(
         "scanned %d file(s): %d lines, %d events, %d alerts, %d unusable lines, "
         "%d repaired (bad UTF-8); %d lines not parsed (no rule could match them); "
-        "shapes: %s",
+        "shapes of the lines read: %s",
         len(result.files),
         counters.lines,
         counters.events,
@@ -230,6 +230,9 @@ def follow_main(argv: list[str]) -> int:
     )
     add_rule_options(parser)
     args = parser.parse_args(argv)
+    if "-" in args.paths:
+        # A pipe has no place to come back to after a restart.
+        parser.error("follow reads files, not stdin; `winlogwatch scan -` reads stdin")
     setup_logging(args.verbose)
 
     detector = Detector(rules_or_exit(args.rules), args.every_line)
@@ -275,10 +278,12 @@ def follow_main(argv: list[str]) -> int:
 
     counters = detector.counters
     log.info(
-        "stopped: %d lines, %d events, %d alerts, %d unusable lines",
+        "stopped: %d lines, %d events, %d alerts printed "
+        "(%d more matched events already alerted on), %d unusable lines",
         counters.lines,
         counters.events,
-        counters.alerts,
+        follower.shown,
+        counters.alerts - follower.shown,
         counters.bad,
     )
     return EXIT_OK

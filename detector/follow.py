@@ -180,6 +180,9 @@ class Follower:
         self.files: dict[str, FollowedFile] = {}
         self._followed: tuple[str, ...] = ()  # replaced whole: safe to read elsewhere
         self._raised: set[tuple[str, str]] = set()  # (key, rule_id), without a store
+        #: Alerts handed to the sink; the detector's count also holds the repeats
+        #: of alerts raised before (an event read again, or from a copy).
+        self.shown = 0
         # Alerts handed on while the state file was full, not stored yet, by
         # (key, rule_id): reading their lines again does not show them twice.
         self._unstored: dict[tuple[str, str], Alert] = {}
@@ -630,6 +633,7 @@ class Follower:
         if followed.splitter.offset != before:
             alerts = self._commit(followed, alerts)
             if alerts:
+                self.shown += len(alerts)
                 self.sink.on_alerts(alerts)
             if bad:
                 self.sink.on_bad_lines(bad)
@@ -693,6 +697,7 @@ class Follower:
                 shown.append(alert)
         if len(self._unstored) > UNSTORED_LIMIT:
             # The caller would hand these on; it never gets the chance.
+            self.shown += len(shown)
             self.sink.on_alerts(shown)
             raise StoreError(
                 f"the state file {self.store.path} stayed full for "

@@ -43,6 +43,18 @@ def expand(path: str) -> list[str]:
     return sorted(found, key=rotation_order)
 
 
+def why_empty(path: str) -> str:
+    """Why `expand(path)` names no file, in words for the user."""
+    if has_magic(path):
+        return "no file matches this pattern"
+    if os.path.isdir(path):
+        return (
+            "no event files in this folder (*.ndjson, *.jsonl, *.json, and rotated "
+            "ones such as *.ndjson.1; subfolders are not searched)"
+        )
+    return "no such file or folder"
+
+
 def rotation_order(path: str) -> tuple:
     """Sort key that puts older rotated files before newer ones.
 

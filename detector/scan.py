@@ -21,7 +21,7 @@ from typing import BinaryIO
 from detector.detect import Detector
 from detector.lines import LineSplitter
 from detector.model import Alert, BadLine
-from detector.paths import expand
+from detector.paths import expand, why_empty
 from detector.scan_parts import (
     CHUNK_BYTES,
     PARALLEL_MIN_BYTES,
@@ -107,7 +107,7 @@ def _scan_path(
         return
     files = expand(path)
     if not files:
-        result.unreadable.append(f"{path}: no such file, or no event files in it")
+        result.unreadable.append(f"{path}: {why_empty(path)}")
         return
     for name in files:
         try:

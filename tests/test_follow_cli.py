@@ -105,6 +105,35 @@ def test_alerts_are_printed_as_lines_complete_and_sigterm_exits_0(tmp_path):
     assert b"following 1 file(s)" in follow.stderr
 
 
+def test_the_closing_summary_counts_repeats_apart_from_alerts_printed(tmp_path):
+    log = tmp_path / "winlogbeat.ndjson"
+    log.write_bytes(event(1) + event(2))
+    follow = Follow(str(log), "--state", str(tmp_path / "state.sqlite3"))
+    try:
+        follow.wait_for(lambda: follow.ids() == [1, 2])
+        append(log, event(1) * 3)  # the same event again: no alert printed
+        append(log, event(3))
+        follow.wait_for(lambda: follow.ids() == [1, 2, 3])
+    finally:
+        code = follow.finish()
+    assert code == 0, follow.stderr
+    summary = follow.stderr.decode()
+    assert "6 events, 3 alerts printed (3 more matched events already alerted on)" in (
+        summary
+    )
+
+
+def test_follow_refuses_stdin_and_names_the_command_that_reads_it(tmp_path):
+    result = subprocess.run(
+        [*winlogwatch_command(), "follow", "-", "--state", str(tmp_path / "s")],
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert b"winlogwatch scan -" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
 def test_kill_9_during_a_burst_then_restart_stores_every_alert_exactly_once(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()

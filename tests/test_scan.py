@@ -164,6 +164,26 @@ def test_exit_codes():
     assert run_winlogwatch("scan").returncode == 2
 
 
+def test_a_path_that_names_nothing_says_why(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "events.log").write_bytes(b"{}\n")
+    (tmp_path / "logs" / "deeper").mkdir()
+    (tmp_path / "logs" / "deeper" / "winlogbeat.ndjson").write_bytes(b"{}\n")
+    reasons = {
+        "missing.ndjson": "no such file or folder",
+        "empty": "no event files in this folder",
+        "logs": "subfolders are not searched",
+        "*.nothing": "no file matches this pattern",
+    }
+    for name, reason in reasons.items():
+        result = run_winlogwatch("scan", str(tmp_path / name))
+        assert result.returncode == 2
+        stderr = result.stderr.decode()
+        assert f"cannot read {tmp_path / name}: " in stderr
+        assert reason in stderr
+
+
 def test_scan_of_sample_logs_finds_exactly_the_planted_hits():
     samples = REPO / "sample_logs"
     result = run_winlogwatch("scan", str(samples))
