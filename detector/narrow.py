@@ -37,10 +37,17 @@ access from the same code): the verdict on each narrow document is kept, keyed
 by its values.
 
 A block of many candidate lines is decoded in one call (`uncleared`), as one JSON
-array: a line that is not one well-formed object of the expected types makes the
-whole array fail, and the block is then read line by line. Such a block costs up
-to twice the decoding: a file with a blank line or an odd value in every block
-is read about a third slower than one without.
+array with an element per line. The array is only used if each element provably
+came from one line, in order: joining lines can pair a broken line that opens a
+string or an array with the next one (one element from two lines) and a line of
+two objects can make up the count. So each line becomes `[MARK, line]`, the lines
+still on lines of their own (a string cannot hold a raw newline), where MARK is a
+number drawn at random for each block: an element from two lines lowers the
+count, and an extra element needs a line that spells MARK, which no line can know.
+Anything else (a blank line, a value of an unexpected type) fails the decode, and
+the block is then read line by line. Such a block costs up to twice the decoding:
+a file with a blank line or an odd value in every block is read about a third
+slower than one without.
 
 Known shortcoming: what orjson refuses but msgspec reads in a skipped field (a
 number past a double's range such as `1e400`; arrays nested past `lines.MAX_DEPTH`)
@@ -50,6 +57,7 @@ unusable. Neither can hide or change a field a rule reads.
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 
 import msgspec
@@ -103,7 +111,9 @@ class NarrowReader:
         self._fields = len(top) - len(HIT_KEYS)
         self._struct = _struct(top, "Narrow")
         self._decode = msgspec.json.Decoder(self._struct).decode
-        self._decode_all = msgspec.json.Decoder(list[self._struct]).decode
+        self._decode_marked = msgspec.json.Decoder(
+            list[tuple[int, self._struct]]
+        ).decode
         self._cleared: dict[tuple, bool] = {}
         self._no_hit = (UNSET,) * len(HIT_KEYS)
         names = set(_names(tree))
@@ -137,14 +147,23 @@ class NarrowReader:
                 block.decode()
             except UnicodeDecodeError:
                 return None
+        mark = secrets.randbits(62)
+        opening = b"[%d," % mark
+        marked = block[:-1].replace(b"\n", b"],\n" + opening)
         try:
-            docs = self._decode_all(b"[" + block[:-1].replace(b"\n", b",") + b"]")
+            docs = self._decode_marked(b"[" + opening + marked + b"]]")
         except Exception:
             return None
-        if len(docs) != lines:  # a line held two values, or none
+        if len(docs) != lines:  # two lines made one element (see the module)
             return None
         cleared = self._cleared_doc
-        return [index for index, doc in enumerate(docs) if not cleared(doc)]
+        pending = []
+        for index, (seen, doc) in enumerate(docs):
+            if seen != mark:  # a line spelled an element of its own
+                return None
+            if not cleared(doc):
+                pending.append(index)
+        return pending
 
     def _cleared_doc(self, doc) -> bool:
         """True when doc is a winlogbeat 7 event no rule matches."""

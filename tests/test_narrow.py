@@ -235,6 +235,9 @@ def _variants() -> list[bytes]:
         hit[:-1] + b', "winlog": ' + json.dumps(_clean_trace(HIT)["winlog"]).encode()
         + b"}",
         _MISS_LINE + b"," + hit,  # two objects: one more element than lines
+        # Two lines each, broken, that joined make one string, or one array.
+        b'{"event":{"category":"x"},"k":"\n"}',
+        b'{"a":[[{}\n{}]]}',
         hit + b" " + _MISS_LINE,
         b"",
         b"   ",
@@ -265,15 +268,62 @@ def _outcome(block: bytes, lines: int, every_line: bool):
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.sampled_from(range(len(VARIANTS))), max_size=30))
 def test_a_block_of_near_misses_read_in_one_call_gets_every_lines_verdict(picks):
     # Enough near misses first that the prefilter hands the block on whole, and
     # the narrow reader reads it as one array (or line by line once that fails).
     lines = [_MISS_LINE] * 40 + [VARIANTS[i] for i in picks] + [_MISS_LINE]
     block = b"\n".join(lines) + b"\n"
+    count = block.count(b"\n")
     detector = Detector(RULES)
-    assert detector.prefilter.candidates(block, len(lines)) is None
+    assert detector.prefilter.candidates(block, count) is None
+    assert _outcome(block, count, False) == _outcome(block, count, True)
+
+
+def test_two_broken_lines_and_a_line_of_two_objects_do_not_shift_verdicts():
+    # Found by an adversarial run: the first two lines below join into one object
+    # (the newline falls inside a string) and the last holds two, so a plain join
+    # of the lines gave as many elements as lines, each after the first two one
+    # line off: the hit took its neighbour's verdict and was let go.
+    hit = json.dumps(HIT).encode()
+    lines = [
+        *[_MISS_LINE] * 40,
+        b'{"event":{"category":"x"},"k":"',
+        b'"}',
+        hit,
+        *[_MISS_LINE] * 20,
+        _MISS_LINE + b"," + _MISS_LINE,
+    ]
+    block = b"\n".join(lines) + b"\n"
+    assert Detector(RULES).prefilter.candidates(block, len(lines)) is None
+    alerts, bad, counts, _ = _outcome(block, len(lines), False)
+    assert (alerts, bad, counts) == _outcome(block, len(lines), True)[:3]
+    assert [number for _, number, _ in alerts] == [7 + 42]
+    # The same with an array opened on one line and closed on the next.
+    lines[40:42] = [b'{"a":[[{}', b"{}]]}"]
+    block = b"\n".join(lines) + b"\n"
+    assert _outcome(block, len(lines), False) == _outcome(block, len(lines), True)
+
+
+def test_an_element_that_does_not_carry_the_blocks_mark_is_seen(monkeypatch):
+    # A line that spells an element of its own (`],[N,`) makes up for two lines
+    # joined into one; only the block's mark, drawn at random, tells it apart.
+    import detector.narrow as narrow
+
+    monkeypatch.setattr(narrow.secrets, "randbits", lambda bits: 7)
+    lines = [
+        *[_MISS_LINE] * 40,
+        b'{"a":[[{}',  # with the next line, inside its `[7, ...]`: one element
+        b"{}]]}",
+        json.dumps(HIT).encode(),
+        _MISS_LINE + b"],[8," + _MISS_LINE,
+    ]
+    block = b"\n".join(lines) + b"\n"
+    assert NarrowReader(RULES).uncleared(block, len(lines)) is None
+    # Spelled with the mark, the line would pass: the mark must stay unknown.
+    spelled = block.replace(b"],[8,", b"],[7,")
+    assert NarrowReader(RULES).uncleared(spelled, len(lines)) is not None
     assert _outcome(block, len(lines), False) == _outcome(block, len(lines), True)
 
 
