@@ -149,19 +149,21 @@ class NarrowReader:
                 return None
         mark = secrets.randbits(62)
         opening = b"[%d," % mark
-        marked = block[:-1].replace(b"\n", b"],\n" + opening)
+        # Every newline closes its line's element and opens the next: the last
+        # opens one of ours, `{}` (two copies of the block in all, not four).
+        marked = block.replace(b"\n", b"],\n" + opening)
         try:
-            docs = self._decode_marked(b"[" + opening + marked + b"]]")
+            docs = self._decode_marked(b"".join((b"[", opening, marked, b"{}]]")))
         except Exception:
             return None
-        if len(docs) != lines:  # two lines made one element (see the module)
+        if len(docs) != lines + 1:  # two lines made one element (see the module)
             return None
         cleared = self._cleared_doc
         pending = []
         for index, (seen, doc) in enumerate(docs):
             if seen != mark:  # a line spelled an element of its own
                 return None
-            if not cleared(doc):
+            if index < lines and not cleared(doc):
                 pending.append(index)
         return pending
 
