@@ -10,8 +10,12 @@ How a part is checked, and why the output is the sequential scan's, byte for byt
 
 * The parent finds each boundary by reading forward from the nominal offset, one
   piece of `CHUNK_BYTES` at a time, until a newline; a line longer than a part
-  only makes that part bigger. The last part reads to the end of the file as it is
-  then (the file may grow while scanned, as it may for the sequential scan).
+  only makes that part bigger. Nominal offsets are multiples of `CHUNK_BYTES`
+  (`part_bytes` rounded up): the sequential scan's blocks start at the first line
+  that starts at or after such a multiple (the line across it comes on its own),
+  so every part starts where one of its blocks does. The last part reads to the
+  end of the file as it is then (the file may grow while scanned, as it may for
+  the sequential scan).
 * A worker opens the file by its name, checks it is still the file the parent
   opened (device and inode), and feeds the part to a `LineSplitter` that starts at
   the part's offset with line number 0: offsets are absolute, line numbers count
@@ -105,14 +109,17 @@ def plan_parts(
 ) -> Iterator[tuple[int, int | None]]:
     """(start, end) of each part of a file of `size` bytes; end None: to EOF.
 
-    Lazy: each boundary is looked for only when its part is about to be handed out,
-    by reading `stream` (which it moves) forward one piece at a time.
+    A part ends where the first line starts at or after the next multiple of
+    CHUNK_BYTES at least `part_bytes` past its start. Lazy: each boundary is
+    looked for only when its part is about to be handed out, by reading `stream`
+    (which it moves) forward one piece at a time.
     """
     if part_bytes < 1:
         raise ValueError("part_bytes must be positive")
     start = 0
     while True:
-        nominal = start + part_bytes
+        # On the read grid (see the module's notes), at least part_bytes on.
+        nominal = -(-(start + part_bytes) // CHUNK_BYTES) * CHUNK_BYTES
         end = _line_start_from(stream, nominal) if nominal < size else None
         if end is None or end >= size:
             yield start, None
