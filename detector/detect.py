@@ -141,17 +141,17 @@ class Detector:
         counters.shapes.update(shapes)
 
     def _lines_at(
-        self, block: Block, indexes: list[int], starts: set[int]
+        self, block: Block, indexes: list[int], guarded: set[int]
     ) -> Iterator[RawLine]:
-        """The lines of `block` at `indexes` (ascending, from 0) or at `starts`
-        (offsets in block); every other line is counted as a cleared event."""
+        """The lines of `block` at `indexes` (ascending, from 0) or starting at
+        an offset in `guarded`; every other line is counted as a cleared event."""
         data, wanted = block.data, set(indexes)
         last_index = indexes[-1] if indexes else -1
-        last_start = max(starts, default=-1)
+        last_start = max(guarded, default=-1)
         index = start = given = 0
         while index <= last_index or start <= last_start:
             end = data.index(b"\n", start)
-            if index in wanted or start in starts:
+            if index in wanted or start in guarded:
                 yield RawLine(
                     block.number + index, block.offset + start, data[start:end]
                 )

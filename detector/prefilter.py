@@ -29,8 +29,10 @@ those fields, and comparisons on them give no literal.
 
 Known shortcoming: a line shaped `{...}` but broken inside in some other way
 (`{"a": nope}`, a missing comma, nesting deeper than the reader accepts) that
-holds none of the rules' strings is counted as an event, not reported as bad.
-`--every-line` parses every line and reports every bad one.
+does not hold the strings of any one rule (all of them: `lsass.exe` alone is not
+enough) is counted as an event, not reported as bad; so are bytes that are not
+UTF-8 in such a line left unrepaired and uncounted. `--every-line` parses every
+line and reports every bad one.
 
 A rule that gives no literal at all (`process where true`) needs every line,
 and so turns the prefilter off; so does Hyperscan not being installed.
@@ -102,6 +104,8 @@ DENSE_MIN_LINES = 16
 PROBE_BYTES = 64 * 1024
 
 # Characters of a number's text as the shapes write it (`repr` of a float too).
+# A string made only of these is never required; that also drops a few words
+# (`fine`, `nine`), which costs only selectivity.
 _NUMBERISH = frozenset("0123456789.e+-infa")
 
 

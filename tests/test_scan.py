@@ -140,8 +140,8 @@ def test_each_kind_of_bad_line_is_counted_and_named(tmp_path):
     assert len(alerts_of(result)) == 1
 
     # Without --every-line the prefilter parses a line only if a rule could match
-    # it or its outline is not one object's: the deep line, `{...}` and holding
-    # none of the rule's strings, is let go unparsed (detector/prefilter.py).
+    # it or its outline is not one object's: the deep line, `{...}` and without
+    # the rule's strings, is let go unparsed (detector/prefilter.py).
     result = run_winlogwatch("scan", str(path))
     stderr = result.stderr.decode()
     assert f"{path}:1: not JSON" in stderr

@@ -39,7 +39,7 @@ SAMPLE = REPO / "sample_logs" / "ws-042.winlogbeat7.ndjson"
 SEMANTICS = (DATA / "cases" / "semantics.ndjson").read_bytes().splitlines()
 TINY = {"part_bytes": 4096, "parallel_min_bytes": 0}
 
-# Broken inside but shaped `{...}` with none of the rule's strings: the prefilter
+# Broken inside but shaped `{...}` without the rule's strings: the prefilter
 # lets it go unparsed when it lies inside a read, but a line straddling two reads
 # is always parsed (and reported). See detector/prefilter.py.
 SHAPED_BAD = b'{"a": nope}'
@@ -285,7 +285,13 @@ def test_file_replaced_while_scanned_is_unreadable_and_the_scan_goes_on(
     """A worker opens the file by name: once it is rotated away, the parts not yet
     begun cannot be read (a shortcoming of scan_parts, stated there)."""
     live = tmp_path / "winlogbeat.ndjson"
-    live.write_bytes(mixed[0].read_bytes())
+    # Parts of about 1 MiB, at most 2 * jobs begun ahead of the one delivered: 8
+    # MiB more after the mixed file leave parts that begin after the rotation.
+    ordinary, _ = sample_lines()
+    filler = b"\n".join(ordinary) + b"\n"
+    live.write_bytes(
+        mixed[0].read_bytes() + b"\n" + filler * (8 * CHUNK_BYTES // len(filler))
+    )
     other = tmp_path / "other.ndjson"
     other.write_bytes(SEMANTICS[0] + b"\n")
     rotated: list[int] = []
