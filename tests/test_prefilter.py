@@ -318,15 +318,17 @@ PIECES = [
 ]  # fmt: skip
 
 
-def reference(block: bytes) -> tuple[set[int], set[int]]:
-    """Candidates and guarded lines of block, by a plain search of each line."""
+def reference(block: bytes, every_line: bool = False) -> tuple[set[int], set[int]]:
+    """Candidates and guarded lines of block, by a plain search of each line;
+    with `every_line`, as if every line were a candidate."""
     starts, guarded, start = set(), set(), 0
     for line in block.split(b"\n")[:-1]:
         lowered = line.lower()
         outline = line.startswith(b"{") and line.rstrip(b"\r").endswith(b"}")
         outline = outline and not line.endswith(b"\r\r")
         if (
-            not outline
+            every_line
+            or not outline
             or _LINTS.search(line)
             or any(
                 all(any(t.encode() in lowered for t in group) for group in groups)
@@ -370,7 +372,9 @@ def test_long_blocks_get_the_lines_a_plain_search_finds(block):
         probed = probe.count(b"\n")
         assert probed >= DENSE_MIN_LINES
         assert len([s for s in starts if s < len(probe)]) > DENSE * probed
-        assert MANY_RULES.guarded >= guarded
+        # Every line is a candidate now: guarded are all lines with an escape or
+        # a guard string, candidates or not.
+        assert MANY_RULES.guarded == reference(block, every_line=True)[1]
     else:
         assert set(found) == starts
         assert found == sorted(found)
