@@ -104,11 +104,14 @@ class Detector:
         guarded = self.prefilter.guarded
         no_match = self.narrow.no_match
         shapes: Counter = Counter()
-        if starts is None:  # every line is a candidate
-            pending = self.narrow.uncleared(data, block.lines)
-            if pending is not None:
-                yield from self._lines_at(block, pending, guarded)
-                return
+        pending = self.narrow.uncleared(data, block.lines) if starts is None else None
+        if pending is not None:  # every line a candidate, decoded in one call
+            given = 0
+            for raw in self._lines_at(block, pending, guarded):
+                given += 1
+                yield raw
+            shapes[SHAPE] += block.lines - given
+        elif starts is None:  # every line a candidate, to be read one by one
             start = 0
             for line in data.split(b"\n")[:-1]:
                 # A line holding no guard string (see detector.narrow) that the
@@ -144,25 +147,19 @@ class Detector:
         self, block: Block, indexes: list[int], guarded: set[int]
     ) -> Iterator[RawLine]:
         """The lines of `block` at `indexes` (ascending, from 0) or starting at
-        an offset in `guarded`; every other line is counted as a cleared event."""
+        an offset in `guarded`."""
         data, wanted = block.data, set(indexes)
         last_index = indexes[-1] if indexes else -1
         last_start = max(guarded, default=-1)
-        index = start = given = 0
+        index = start = 0
         while index <= last_index or start <= last_start:
             end = data.index(b"\n", start)
             if index in wanted or start in guarded:
                 yield RawLine(
                     block.number + index, block.offset + start, data[start:end]
                 )
-                given += 1
             index += 1
             start = end + 1
-        cleared = block.lines - given
-        counters = self.counters
-        counters.lines += cleared
-        counters.events += cleared
-        counters.shapes[SHAPE] += cleared
 
     def check(self, raw: RawLine, path: str, origin: str) -> list[Alert] | BadLine:
         """Evaluate one line of `path`. `origin` identifies the file (see event_key)."""

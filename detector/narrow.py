@@ -158,12 +158,14 @@ class NarrowReader:
             return None
         if len(docs) != lines + 1:  # two lines made one element (see the module)
             return None
+        if docs.pop()[0] != mark:  # ours, after the last line
+            return None
         cleared = self._cleared_doc
         pending = []
         for index, (seen, doc) in enumerate(docs):
             if seen != mark:  # a line spelled an element of its own
                 return None
-            if index < lines and not cleared(doc):
+            if not cleared(doc):
                 pending.append(index)
         return pending
 
